@@ -1,0 +1,180 @@
+// Package master holds the leader's rules: each sentinel's replication
+// progress and in-flight window, the commit and write-concern arithmetic, and
+// sentinel health. It is pure: no clocks, goroutines or I/O; time is counted
+// in ticks by the caller.
+package master
+
+import "fmt"
+
+// State is how the master is currently sending to one follower.
+type State uint8
+
+const (
+	// Probe: the master does not know where the follower's log matches; it
+	// sends one append at a time and waits for its answer (or a heartbeat
+	// response) before sending the next.
+	Probe State = iota
+	// Replicate: the follower is known to match up to Match; appends are
+	// pipelined optimistically, up to the in-flight window.
+	Replicate
+)
+
+func (s State) String() string {
+	if s == Replicate {
+		return "replicate"
+	}
+	return "probe"
+}
+
+// Progress is the master's view of one follower.
+//
+// Invariant: Match < Next.
+type Progress struct {
+	// Match is the highest index known to be durable on the follower.
+	Match uint64
+	// Next is the index of the next entry to send.
+	Next  uint64
+	State State
+	// ProbeSent is set in Probe after an append went out; sending pauses
+	// until the follower answers or a heartbeat response arrives.
+	ProbeSent bool
+	// Inflight holds the last index of each append in flight (Replicate).
+	Inflight *Inflights
+	// RecentActive is set when the follower answered anything since the last
+	// CheckQuorum round.
+	RecentActive bool
+	// HeardTick is the tick of the last message from the follower.
+	HeardTick int64
+	// CaughtUpTick is the last tick at which Match equalled the master's last
+	// index (for lag reporting).
+	CaughtUpTick int64
+}
+
+// NewProgress returns the progress of a follower about which nothing is known
+// yet: probing from next.
+func NewProgress(next uint64, window int, tick int64) *Progress {
+	return &Progress{Next: next, Inflight: NewInflights(window), HeardTick: tick, CaughtUpTick: tick}
+}
+
+// BecomeProbe resets to probing from Match+1.
+func (p *Progress) BecomeProbe() {
+	p.State = Probe
+	p.ProbeSent = false
+	p.Next = p.Match + 1
+	p.Inflight.Reset()
+}
+
+// BecomeReplicate starts pipelining from Match+1.
+func (p *Progress) BecomeReplicate() {
+	p.State = Replicate
+	p.ProbeSent = false
+	p.Next = p.Match + 1
+	p.Inflight.Reset()
+}
+
+// MaybeUpdate records that the follower holds everything up to n. It returns
+// false if n is stale (not above Match).
+func (p *Progress) MaybeUpdate(n uint64) bool {
+	updated := false
+	if p.Match < n {
+		p.Match = n
+		updated = true
+		p.ProbeSent = false
+	}
+	if p.Next < n+1 {
+		p.Next = n + 1
+	}
+	return updated
+}
+
+// SentEntries records that an append ending at last went out.
+func (p *Progress) SentEntries(last uint64, n int) {
+	switch p.State {
+	case Replicate:
+		if n > 0 {
+			p.Next = last + 1
+			p.Inflight.Add(last)
+		}
+	case Probe:
+		p.ProbeSent = true
+	}
+}
+
+// MaybeDecrTo handles a rejection of the append whose previous index was
+// rejected; next is where the master should try next (computed from the
+// follower's hint). It returns false for a stale rejection.
+func (p *Progress) MaybeDecrTo(rejected, next uint64) bool {
+	if p.State == Replicate {
+		// Only a rejection of an append after Match is news; older ones
+		// are duplicates or reordered.
+		if rejected <= p.Match {
+			return false
+		}
+		p.BecomeProbe()
+		p.Next = max(p.Match+1, min(next, rejected))
+		return true
+	}
+	// Probe: only the rejection of the append we last sent counts.
+	if p.Next-1 != rejected {
+		return false
+	}
+	p.Next = max(p.Match+1, min(next, rejected))
+	p.ProbeSent = false
+	return true
+}
+
+// IsPaused reports whether no append may be sent now.
+func (p *Progress) IsPaused() bool {
+	switch p.State {
+	case Probe:
+		return p.ProbeSent
+	default:
+		return p.Inflight.Full()
+	}
+}
+
+func (p *Progress) String() string {
+	return fmt.Sprintf("%s match=%d next=%d inflight=%d", p.State, p.Match, p.Next, p.Inflight.Count())
+}
+
+// Inflights is a bounded FIFO of the last indexes of appends in flight.
+type Inflights struct {
+	buf   []uint64
+	start int
+	count int
+}
+
+// NewInflights returns a window of the given size (>= 1).
+func NewInflights(size int) *Inflights {
+	if size < 1 {
+		size = 1
+	}
+	return &Inflights{buf: make([]uint64, size)}
+}
+
+// Add records an append in flight. It panics when the window is full: the
+// caller must check Full first.
+func (in *Inflights) Add(last uint64) {
+	if in.Full() {
+		panic("master: inflights full")
+	}
+	in.buf[(in.start+in.count)%len(in.buf)] = last
+	in.count++
+}
+
+// FreeLE frees every in-flight append ending at or below to.
+func (in *Inflights) FreeLE(to uint64) {
+	for in.count > 0 && in.buf[in.start] <= to {
+		in.start = (in.start + 1) % len(in.buf)
+		in.count--
+	}
+}
+
+// Full reports whether the window is full.
+func (in *Inflights) Full() bool { return in.count == len(in.buf) }
+
+// Count is the number of appends in flight.
+func (in *Inflights) Count() int { return in.count }
+
+// Reset empties the window.
+func (in *Inflights) Reset() { in.start, in.count = 0, 0 }

@@ -1,0 +1,312 @@
+package replica
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/replog/replog/pkg/protocol"
+)
+
+// network is a scripted in-memory cluster: every node's storage syncs at
+// once, messages are delivered in FIFO order unless cut.
+type network struct {
+	t     *testing.T
+	ids   []string
+	nodes map[string]*Replica
+	disks map[string]*MemStorage
+	queue []protocol.Message
+	cut   map[string]bool // isolated nodes
+	down  map[string]bool
+}
+
+func testConfig(id string, s *MemStorage, seed uint64) Config {
+	return Config{
+		ID: id, Storage: s, HeartbeatTicks: 1, ElectionTicks: 10, ElectionTicksMax: 20,
+		MaxInflight: 4, MaxMsgBytes: 200, Rand: rand.New(rand.NewPCG(seed, 1)),
+	}
+}
+
+func newNetwork(t *testing.T, n int) *network {
+	nw := &network{t: t, nodes: map[string]*Replica{}, disks: map[string]*MemStorage{}, cut: map[string]bool{}, down: map[string]bool{}}
+	var cc protocol.Config
+	for i := 1; i <= n; i++ {
+		id := fmt.Sprintf("n%d", i)
+		nw.ids = append(nw.ids, id)
+		cc.Members = append(cc.Members, protocol.Member{ID: id, GRPC: id + ":9090", Voter: true})
+	}
+	for i, id := range nw.ids {
+		s := &MemStorage{}
+		nw.disks[id] = s
+		c := testConfig(id, s, uint64(i))
+		if i == 0 {
+			c.Bootstrap = &cc
+		}
+		nw.nodes[id] = New(c)
+	}
+	return nw
+}
+
+// restart rebuilds a node from its disk (after a crash).
+func (nw *network) restart(id string, seed uint64) {
+	s := nw.disks[id]
+	s.Crash()
+	c := testConfig(id, s, seed)
+	c.HardState = s.HardState()
+	var last uint64
+	for _, e := range s.All() {
+		if e.Type == protocol.EntryConfig {
+			cc, _ := protocol.DecodeConfig(e.Data)
+			c.Configs = append(c.Configs, IndexedConfig{Index: e.Index, Config: cc})
+		}
+		last = e.MsgID
+	}
+	c.LastMsgID = last
+	nw.nodes[id] = New(c)
+	delete(nw.down, id)
+}
+
+// process drains every node's Ready once.
+func (nw *network) process() bool {
+	busy := false
+	for _, id := range nw.ids {
+		if nw.down[id] {
+			continue
+		}
+		r := nw.nodes[id]
+		rd := r.Ready()
+		if rd.IsEmpty() {
+			continue
+		}
+		busy = true
+		d := nw.disks[id]
+		if rd.MustSaveHardState {
+			d.SetHardState(rd.HardState)
+		}
+		if err := d.Append(rd.Entries); err != nil {
+			nw.t.Fatalf("%s: append: %v", id, err)
+		}
+		d.Sync()
+		if n := len(rd.Entries); n > 0 {
+			r.Persisted(rd.Entries[n-1].Index, rd.Entries[n-1].Term)
+		}
+		nw.queue = append(nw.queue, rd.Messages...)
+		nw.queue = append(nw.queue, rd.AfterPersist...)
+	}
+	return busy
+}
+
+// stabilize delivers messages until the cluster is quiet.
+func (nw *network) stabilize() {
+	for i := 0; i < 10000; i++ {
+		busy := nw.process()
+		if len(nw.queue) == 0 && !busy {
+			return
+		}
+		q := nw.queue
+		nw.queue = nil
+		for _, m := range q {
+			if nw.down[m.To] || nw.down[m.From] || nw.cut[m.To] || nw.cut[m.From] {
+				continue
+			}
+			nw.nodes[m.To].Step(m)
+		}
+	}
+	nw.t.Fatal("network did not stabilize")
+}
+
+func (nw *network) tick(n int) {
+	for i := 0; i < n; i++ {
+		for _, id := range nw.ids {
+			if !nw.down[id] {
+				nw.nodes[id].Tick()
+			}
+		}
+		nw.stabilize()
+	}
+}
+
+func (nw *network) leader() string {
+	lead := ""
+	for _, id := range nw.ids {
+		if !nw.down[id] && !nw.cut[id] && nw.nodes[id].Role() == Leader {
+			if lead != "" {
+				nw.t.Fatalf("two masters: %s and %s", lead, id)
+			}
+			lead = id
+		}
+	}
+	return lead
+}
+
+func (nw *network) propose(id, msg string) (uint64, uint64) {
+	idx, mid, err := nw.nodes[id].Propose([]byte(msg), "", 0)
+	if err != nil {
+		nw.t.Fatalf("propose on %s: %v", id, err)
+	}
+	return idx, mid
+}
+
+func messages(s *MemStorage) []string {
+	var out []string
+	for _, e := range s.All() {
+		if e.Type == protocol.EntryNormal {
+			out = append(out, fmt.Sprintf("%d:%s", e.MsgID, e.Data))
+		}
+	}
+	return out
+}
+
+func TestBootstrapReplicates(t *testing.T) {
+	nw := newNetwork(t, 3)
+	nw.stabilize()
+	if got := nw.leader(); got != "n1" {
+		t.Fatalf("leader = %q, want n1", got)
+	}
+	for i := 1; i <= 5; i++ {
+		_, mid := nw.propose("n1", fmt.Sprintf("m%d", i))
+		if mid != uint64(i) {
+			t.Fatalf("msg id = %d, want %d", mid, i)
+		}
+	}
+	nw.stabilize()
+	want := []string{"1:m1", "2:m2", "3:m3", "4:m4", "5:m5"}
+	for _, id := range nw.ids {
+		if got := messages(nw.disks[id]); !slices.Equal(got, want) {
+			t.Errorf("%s holds %v, want %v", id, got, want)
+		}
+	}
+	r := nw.nodes["n1"]
+	if r.Committed() != r.LastIndex() {
+		t.Errorf("committed %d, want last %d", r.Committed(), r.LastIndex())
+	}
+	if got := r.AckIndex(3); got != r.LastIndex() {
+		t.Errorf("AckIndex(3) = %d, want %d", got, r.LastIndex())
+	}
+	if got := nw.nodes["n2"].Membership().Voters(); len(got) != 3 {
+		t.Errorf("follower membership = %v", got)
+	}
+}
+
+func TestWriteConcernWithDownFollower(t *testing.T) {
+	nw := newNetwork(t, 3)
+	nw.down["n3"] = true
+	nw.stabilize()
+	idx, _ := nw.propose("n1", "a")
+	nw.stabilize()
+	r := nw.nodes["n1"]
+	if got := r.AckIndex(2); got < idx {
+		t.Fatalf("AckIndex(2) = %d, want >= %d", got, idx)
+	}
+	if got := r.AckIndex(3); got >= idx {
+		t.Fatalf("AckIndex(3) = %d with n3 down, want < %d", got, idx)
+	}
+	// n3 comes back empty and catches up via heartbeats.
+	delete(nw.down, "n3")
+	nw.tick(3)
+	if got := r.AckIndex(3); got < idx {
+		t.Fatalf("after n3 returns AckIndex(3) = %d, want >= %d", got, idx)
+	}
+	if got, want := messages(nw.disks["n3"]), []string{"1:a"}; !slices.Equal(got, want) {
+		t.Fatalf("n3 holds %v, want %v", got, want)
+	}
+}
+
+// Reference: Raft §5.2 (election) and §5.4.1 (election restriction).
+func TestFailoverElectsUpToDateNode(t *testing.T) {
+	nw := newNetwork(t, 3)
+	nw.stabilize()
+	for i := 0; i < 3; i++ {
+		nw.propose("n1", fmt.Sprintf("a%d", i))
+	}
+	nw.stabilize()
+	nw.down["n1"] = true
+	nw.tick(40)
+	lead := nw.leader()
+	if lead == "" || lead == "n1" {
+		t.Fatalf("leader after n1 down = %q", lead)
+	}
+	_, mid := nw.propose(lead, "b")
+	if mid != 4 {
+		t.Fatalf("msg id after failover = %d, want 4 (no-op entries consume no id)", mid)
+	}
+	nw.stabilize()
+	// The old master returns as a follower and catches up.
+	nw.restart("n1", 99)
+	nw.tick(5)
+	if got := nw.nodes["n1"].Role(); got != Follower {
+		t.Fatalf("old master role = %v", got)
+	}
+	want := []string{"1:a0", "2:a1", "3:a2", "4:b"}
+	for _, id := range nw.ids {
+		if got := messages(nw.disks[id]); !slices.Equal(got, want) {
+			t.Errorf("%s holds %v, want %v", id, got, want)
+		}
+	}
+}
+
+// An isolated master's unreplicated entries are truncated when it rejoins.
+// Reference: Raft §5.3 (log matching, conflicting suffix).
+func TestIsolatedMasterSuffixTruncated(t *testing.T) {
+	nw := newNetwork(t, 3)
+	nw.stabilize()
+	nw.propose("n1", "a")
+	nw.stabilize()
+	nw.cut["n1"] = true
+	nw.propose("n1", "lost-w1") // acknowledged by n1 alone (w=1)
+	nw.tick(40)
+	lead := nw.leader()
+	if lead == "" || lead == "n1" {
+		t.Fatalf("leader = %q", lead)
+	}
+	nw.propose(lead, "b")
+	nw.stabilize()
+	// CheckQuorum: n1 stepped down while cut off.
+	if got := nw.nodes["n1"].Role(); got == Leader {
+		t.Fatalf("isolated master still master")
+	}
+	if _, _, err := nw.nodes["n1"].Propose([]byte("x"), "", 0); err == nil {
+		t.Fatalf("isolated node accepted a write")
+	}
+	delete(nw.cut, "n1")
+	nw.tick(5)
+	want := []string{"1:a", "2:b"}
+	for _, id := range nw.ids {
+		if got := messages(nw.disks[id]); !slices.Equal(got, want) {
+			t.Errorf("%s holds %v, want %v", id, got, want)
+		}
+	}
+}
+
+func TestSingleNodeCluster(t *testing.T) {
+	nw := newNetwork(t, 1)
+	nw.stabilize()
+	idx, _ := nw.propose("n1", "solo")
+	nw.stabilize()
+	r := nw.nodes["n1"]
+	if r.Committed() < idx || r.AckIndex(1) < idx {
+		t.Fatalf("single node: committed %d ack %d, want >= %d", r.Committed(), r.AckIndex(1), idx)
+	}
+	// Restart: it elects itself.
+	nw.restart("n1", 7)
+	nw.tick(25)
+	if nw.leader() != "n1" {
+		t.Fatalf("restarted single node is not master")
+	}
+}
+
+func TestLeadershipTransfer(t *testing.T) {
+	nw := newNetwork(t, 3)
+	nw.stabilize()
+	nw.propose("n1", "a")
+	nw.stabilize()
+	to := nw.nodes["n1"].TransferLeadership("")
+	if to == "" {
+		t.Fatal("no transfer target")
+	}
+	nw.stabilize()
+	if got := nw.leader(); got != to {
+		t.Fatalf("leader after transfer = %q, want %q", got, to)
+	}
+}
