@@ -495,13 +495,14 @@ func (r *Replica) becomeLeaderWith(first protocol.Entry) {
 	// Progress of every member starts optimistically just after our last
 	// entry, so the first append carries the new entry; appendEntry adds
 	// progress for members a bootstrap membership introduces.
-	r.syncProgress()
+	r.syncProgress(r.log.lastIndex() + 1)
 	r.appendEntry(first)
 	r.bcastAppend()
 }
 
-// syncProgress makes prs hold exactly the members other than this node.
-func (r *Replica) syncProgress() {
+// syncProgress makes prs hold exactly the members other than this node;
+// a member new to prs starts probing at next.
+func (r *Replica) syncProgress(next uint64) {
 	if r.role != Leader {
 		return
 	}
@@ -512,7 +513,7 @@ func (r *Replica) syncProgress() {
 		}
 		members[m.ID] = true
 		if r.prs[m.ID] == nil {
-			r.prs[m.ID] = master.NewProgress(r.log.lastIndex()+1, r.cfg.MaxInflight, r.tick)
+			r.prs[m.ID] = master.NewProgress(next, r.cfg.MaxInflight, r.tick)
 		}
 	}
 	for id := range r.prs {
@@ -878,7 +879,9 @@ func (r *Replica) appendLog(ents []protocol.Entry) {
 	}
 	r.lastMsgID = ents[len(ents)-1].MsgID
 	if changed {
-		r.syncProgress()
+		// Members added by these entries are sent them, starting with the
+		// first of them.
+		r.syncProgress(first)
 	}
 }
 

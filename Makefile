@@ -1,0 +1,45 @@
+# replog — common tasks. `make cluster` starts a local 3-node cluster;
+# `make test` runs every test (unit, real-process, and the compose test when a
+# Docker engine answers).
+SHELL := /bin/bash
+GO    ?= go
+BIN   := bin/replog
+
+.PHONY: all build test test-unit test-e2e test-compose cluster run-server proto bench vet clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/replog
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'))" || { gofmt -l .; echo "gofmt needed"; exit 1; }
+
+# Unit tests, the deterministic core and the real-process tests.
+test-unit:
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/e2e)
+
+test-e2e:
+	$(GO) test -count=1 -timeout 10m ./test/e2e/
+
+# The compose scenario (DESIGN §6) against the Dockerfile and docker-compose.yml.
+test-compose:
+	./scripts/compose-test.sh
+
+test: vet test-unit test-e2e test-compose
+
+# Master on 8080/9090, sentinels on 8081/9091 and 8082/9092, as local
+# processes; Ctrl-C stops all three. Data in ./data/.
+cluster: build
+	./scripts/cluster.sh
+
+proto:
+	cd proto && $(GO) generate
+
+# Throughput and latency of a 3-node loopback cluster (FSYNC=always).
+bench: build
+	./scripts/bench.sh
+
+clean:
+	rm -rf bin data .cluster

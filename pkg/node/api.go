@@ -1,0 +1,300 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/replog/replog/master"
+	"github.com/replog/replog/pkg/api"
+	"github.com/replog/replog/pkg/protocol"
+	"github.com/replog/replog/pkg/replica"
+)
+
+// This file implements api.Node: the HTTP layer's view of the node.
+
+var _ api.Node = (*Node)(nil)
+
+// errStopped: the node is shutting down.
+var errStopped = errors.New("node: stopped")
+
+// Voters implements api.Node.
+func (n *Node) Voters() int { return int(n.voters.Load()) }
+
+// resolveConcern turns the request's write concern into a voter count.
+func (n *Node) resolveConcern(req api.InsertRequest) (int, error) {
+	voters := n.Voters()
+	switch req.Word {
+	case "majority", "":
+		if req.WriteConcern > 0 {
+			break
+		}
+		return master.Majority(voters), nil
+	case "all":
+		return voters, nil
+	}
+	if req.WriteConcern < 1 || req.WriteConcern > voters {
+		return 0, &api.BadRequestError{Field: "write_concern", Msg: fmt.Sprintf(
+			"writeConcern must be an integer from 1 to %d, \"majority\" or \"all\"; got %d", voters, req.WriteConcern)}
+	}
+	return req.WriteConcern, nil
+}
+
+// Insert implements api.Node.
+func (n *Node) Insert(ctx context.Context, req api.InsertRequest) (api.InsertResult, error) {
+	echo := any(req.WriteConcern)
+	if req.Word != "" {
+		echo = req.Word
+	} else if req.WriteConcern == 0 {
+		echo = "majority"
+	}
+	// While there is no master (an election), wait a little over one
+	// election for one to appear rather than fail the client at once.
+	deadline := time.Now().Add(2 * n.cfg.ElectionTimeoutMax)
+	var acc acceptance
+	for {
+		if err := n.awaitLeadership(ctx, deadline); err != nil {
+			return api.InsertResult{}, err
+		}
+		w, err := n.resolveConcern(req)
+		if err != nil {
+			return api.InsertResult{}, err
+		}
+		p := &proposal{data: []byte(req.Message), key: req.Key, w: w, accepted: make(chan acceptance, 1)}
+		select {
+		case n.propc <- p:
+		case <-ctx.Done():
+			return api.InsertResult{}, ctx.Err()
+		case <-n.stopc:
+			return api.InsertResult{}, api.ErrNoLeader
+		}
+		acc = <-p.accepted
+		// Leadership moved between our look and the loop's: look again.
+		if !errors.Is(acc.err, replica.ErrNotLeader) && !errors.Is(acc.err, replica.ErrTransferring) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return api.InsertResult{}, api.ErrNoLeader
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if acc.err != nil {
+		return api.InsertResult{}, errorFor(acc.err)
+	}
+	wt := acc.w
+	var timeout <-chan time.Time
+	if req.Timeout > 0 {
+		t := time.NewTimer(req.Timeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case out := <-wt.done:
+		out.res.WriteConcern = echo
+		return out.res, out.err
+	case <-timeout:
+		n.cancel(wt)
+		return api.InsertResult{}, &api.OutcomeUnknownError{ID: wt.msgID, Term: wt.term, Code: "timeout"}
+	case <-ctx.Done():
+		n.cancel(wt)
+		return api.InsertResult{}, ctx.Err()
+	}
+}
+
+// awaitLeadership returns nil once this node is master, a *NotLeaderError
+// naming the master when another node is, and ErrNoLeader when none
+// appears before deadline.
+func (n *Node) awaitLeadership(ctx context.Context, deadline time.Time) error {
+	for {
+		v := n.view.Load()
+		if v.role == replica.Leader {
+			return nil
+		}
+		if v.leader != protocol.None && v.leader != n.id {
+			if p, ok := n.tr.Peer(v.leader); ok && p.HTTP != "" {
+				return &api.NotLeaderError{LeaderID: v.leader, LeaderHTTP: p.HTTP}
+			}
+			if m, ok := n.membership().Member(v.leader); ok && m.HTTP != "" {
+				return &api.NotLeaderError{LeaderID: v.leader, LeaderHTTP: m.HTTP}
+			}
+		}
+		if time.Now().After(deadline) {
+			return api.ErrNoLeader
+		}
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.stopc:
+			return api.ErrNoLeader
+		}
+	}
+}
+
+func (n *Node) cancel(w *waiter) {
+	select {
+	case n.cancelc <- w:
+	case <-n.stopc:
+	}
+}
+
+func (n *Node) membership() protocol.Config {
+	st := n.Status()
+	var cc protocol.Config
+	for _, m := range st.Members {
+		cc.Members = append(cc.Members, protocol.Member{ID: m.ID, GRPC: m.GRPC, HTTP: m.HTTP, Voter: m.Voter})
+	}
+	return cc
+}
+
+// Read implements api.Node: it streams messages from the WAL, never holding
+// more than one chunk in memory.
+func (n *Node) Read(ctx context.Context, req api.ReadRequest, fn func(api.Message) error) error {
+	bound := n.stable.Load()
+	switch req.Concern {
+	case api.ReadMajority:
+		bound = min(bound, n.commit.Load())
+	case api.ReadLinearizable:
+		// Served by the master while it holds a quorum lease (CheckQuorum);
+		// the ReadIndex round of DESIGN §3 is future work.
+		v := n.view.Load()
+		if v.role != replica.Leader {
+			return &api.BadRequestError{Field: "read_concern", Msg: "readConcern=linearizable is answered by the master only; ask the master (see GET /status)"}
+		}
+		bound = min(bound, n.commit.Load())
+	}
+	from := max(req.From, 1)
+	gen := n.truncGen.Load()
+	start, err := n.firstIndexWithMsgID(from, bound)
+	if err != nil {
+		return err
+	}
+	sent := uint64(0)
+	for i := start; i <= bound; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ents, err := n.wal.Entries(i, min(bound+1, i+256), 1<<20)
+		if err != nil {
+			return fmt.Errorf("node: read log at %d: %w", i, err)
+		}
+		if n.truncGen.Load() != gen {
+			return errors.New("node: log suffix replaced during the read; retry")
+		}
+		for _, e := range ents {
+			if e.Type != protocol.EntryNormal || e.MsgID < from {
+				continue
+			}
+			if err := fn(api.Message{ID: e.MsgID, Message: string(e.Data), Timestamp: time.Unix(0, e.Time).UTC()}); err != nil {
+				return err
+			}
+			sent++
+			if req.Limit > 0 && sent >= req.Limit {
+				return nil
+			}
+		}
+		i += uint64(len(ents))
+	}
+	return nil
+}
+
+// firstIndexWithMsgID binary-searches the log (MsgID is non-decreasing
+// along it) for the first index in [1, bound] whose MsgID >= id; bound+1
+// when there is none.
+func (n *Node) firstIndexWithMsgID(id, bound uint64) (uint64, error) {
+	lo, hi := uint64(1), bound+1
+	var ferr error
+	idx := sort.Search(int(hi-lo), func(k int) bool {
+		i := lo + uint64(k)
+		ents, err := n.wal.Entries(i, i+1, 0)
+		if err != nil || len(ents) == 0 {
+			ferr = fmt.Errorf("node: read log at %d: %w", i, err)
+			return true
+		}
+		return ents[0].MsgID >= id
+	})
+	return lo + uint64(idx), ferr
+}
+
+// Status implements api.Node.
+func (n *Node) Status() api.Status {
+	ch := make(chan api.Status, 1)
+	select {
+	case n.statusc <- ch:
+	case <-n.stopc:
+		return api.Status{ID: n.id, Role: "stopped"}
+	}
+	select {
+	case st := <-ch:
+		return st
+	case <-n.stopc:
+		return api.Status{ID: n.id, Role: "stopped"}
+	}
+}
+
+// status builds the status on the loop goroutine.
+func (n *Node) status() api.Status {
+	r := n.r
+	st := api.Status{
+		ID:        n.id,
+		Role:      r.Role().String(),
+		Term:      r.Term(),
+		LastID:    r.LastMsgID(),
+		LastIndex: r.LastIndex(),
+		Commit:    r.Committed(),
+		CommitID:  n.msgIDAt(r.Committed()),
+	}
+	if r.IsLearner() {
+		st.Role = "learner"
+	}
+	if r.Role() == replica.Leader {
+		st.ReadOnly = !r.QuorumActive()
+	}
+	cc := r.Membership()
+	if lead := r.Leader(); lead != protocol.None {
+		st.Leader = &api.Peer{ID: lead}
+		if m, ok := cc.Member(lead); ok {
+			st.Leader.GRPC, st.Leader.HTTP = m.GRPC, m.HTTP
+		}
+		if lead == n.id {
+			st.Leader.HTTP, st.Leader.GRPC = n.advertiseHTTP(), n.advertiseGRPC()
+		} else if p, ok := n.tr.Peer(lead); ok && p.HTTP != "" {
+			st.Leader.HTTP = p.HTTP
+		}
+	}
+	for _, m := range cc.Members {
+		ms := api.MemberStatus{ID: m.ID, HTTP: m.HTTP, GRPC: m.GRPC, Voter: m.Voter}
+		if m.ID == n.id {
+			ms.Self = true
+			ms.HTTP, ms.GRPC = n.advertiseHTTP(), n.advertiseGRPC()
+			ms.MatchID = n.msgIDAt(r.PersistedIndex())
+		} else if p, ok := n.tr.Peer(m.ID); ok && p.HTTP != "" {
+			ms.HTTP = p.HTTP
+		}
+		if pr := r.Progress(m.ID); pr != nil {
+			ms.Health = string(r.Health(m.ID))
+			ms.MatchID = n.msgIDAt(pr.Match)
+			if pr.Match < r.LastIndex() {
+				ms.LagMs = (r.Ticks() - pr.CaughtUpTick) * n.tick.Milliseconds()
+			}
+		} else if m.ID == n.id && r.Role() == replica.Leader {
+			ms.Health = string(master.Healthy)
+		}
+		st.Members = append(st.Members, ms)
+	}
+	return st
+}
+
+// msgIDAt is the message id of the entry at index (0 for index 0).
+func (n *Node) msgIDAt(index uint64) uint64 {
+	if index == 0 {
+		return 0
+	}
+	ents, err := n.r.Entries(index, index+1, 0)
+	if err != nil || len(ents) == 0 {
+		return 0
+	}
+	return ents[0].MsgID
+}

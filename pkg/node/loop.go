@@ -1,0 +1,251 @@
+package node
+
+import (
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/replog/replog/master"
+	"github.com/replog/replog/pkg/api"
+	"github.com/replog/replog/pkg/protocol"
+	"github.com/replog/replog/pkg/replica"
+)
+
+// proposal is an insert on its way into the loop.
+type proposal struct {
+	data []byte
+	key  string
+	w    int // resolved write concern
+	// accepted gets the waiter (or an error) once the loop has handled it.
+	accepted chan acceptance
+}
+
+type acceptance struct {
+	w   *waiter
+	err error
+}
+
+// waiter is an insert waiting for its write concern.
+type waiter struct {
+	index, msgID, term uint64
+	w                  int
+	dup                bool
+	done               chan outcome // buffered 1, written once
+}
+
+type outcome struct {
+	res api.InsertResult
+	err error
+}
+
+// waitSet holds waiters by write concern, each list in index order.
+type waitSet map[int][]*waiter
+
+func (ws waitSet) add(w *waiter) {
+	q := ws[w.w]
+	i, _ := slices.BinarySearchFunc(q, w.index, func(x *waiter, idx uint64) int {
+		if x.index <= idx {
+			return -1
+		}
+		return 1
+	})
+	ws[w.w] = slices.Insert(q, i, w)
+}
+
+func (ws waitSet) remove(w *waiter) {
+	q := ws[w.w]
+	if i := slices.Index(q, w); i >= 0 {
+		ws[w.w] = slices.Delete(q, i, i+1)
+	}
+}
+
+// run is the event loop: the only goroutine that touches the core.
+func (n *Node) run() {
+	ticker := time.NewTicker(n.tick)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ticker.C:
+			n.r.Tick()
+		case msgs := <-n.recvc:
+			n.step(msgs)
+			// Drain what else arrived, so one Ready covers it all.
+			for more := true; more; {
+				select {
+				case msgs = <-n.recvc:
+					n.step(msgs)
+				default:
+					more = false
+				}
+			}
+		case p := <-n.propc:
+			n.propose(p)
+			for i := 0; i < 4096; i++ {
+				select {
+				case p = <-n.propc:
+					n.propose(p)
+					continue
+				default:
+				}
+				break
+			}
+		case ps := <-n.persistc:
+			n.r.Persisted(ps.index, ps.term)
+		case w := <-n.cancelc:
+			n.waiters.remove(w)
+		case ch := <-n.statusc:
+			ch <- n.status()
+		case ch := <-n.transfc:
+			ch <- n.r.TransferLeadership("")
+		case <-n.stopc:
+			n.failWaiters("leadership_lost")
+			return
+		}
+		n.afterEvents()
+	}
+}
+
+func (n *Node) step(msgs []protocol.Message) {
+	for _, m := range msgs {
+		if m.To != n.id {
+			n.log.Warn().Str("to", m.To).Str("from", m.From).
+				Msg("dropping a message addressed to another node id: the master lists this node under another address (set SERVER_ID or use id@host:port in SENTINELS)")
+			continue
+		}
+		n.r.Step(m)
+	}
+}
+
+// afterEvents hands the core's work to storage and transport and answers
+// waiters.
+func (n *Node) afterEvents() {
+	rd := n.r.Ready()
+	if len(rd.Entries) > 0 {
+		n.indexKeys(rd.Entries)
+	}
+	if rd.MustSaveHardState || len(rd.Entries) > 0 || len(rd.AfterPersist) > 0 {
+		b := &batch{entries: rd.Entries, after: rd.AfterPersist}
+		if rd.MustSaveHardState {
+			hs := rd.HardState
+			b.hs = &hs
+		}
+		n.store.push(b)
+	}
+	if len(rd.Messages) > 0 {
+		n.tr.Send(rd.Messages...)
+	}
+	n.commit.Store(n.r.Committed())
+
+	role := n.r.Role()
+	if role != n.lastRole || n.view.Load().term != n.r.Term() || n.view.Load().leader != n.r.Leader() {
+		if n.lastRole == replica.Leader && role != replica.Leader {
+			n.failWaiters("leadership_lost")
+		}
+		if role != n.lastRole {
+			n.log.Info().Str("role", role.String()).Uint64("term", n.r.Term()).Str("master", n.r.Leader()).Msg("role changed")
+		}
+		n.lastRole = role
+		n.syncPeers()
+		n.publish()
+	}
+	if role == replica.Leader {
+		n.releaseWaiters()
+	}
+}
+
+// publish makes the leadership view visible to other goroutines.
+func (n *Node) publish() {
+	n.view.Store(&leaderView{role: n.r.Role(), term: n.r.Term(), leader: n.r.Leader()})
+	n.voters.Store(int64(n.r.Voters()))
+}
+
+// indexKeys keeps the idempotency-key index in step with the log: entries
+// from ents[0].Index on replace whatever was there. Only a follower that
+// truncates a conflicting suffix pays for a scan of the index.
+func (n *Node) indexKeys(ents []protocol.Entry) {
+	first := ents[0].Index
+	if first <= n.handedLast {
+		for k, ref := range n.keys {
+			if ref.index >= first {
+				delete(n.keys, k)
+			}
+		}
+	}
+	for _, e := range ents {
+		if e.Key != "" && e.Type == protocol.EntryNormal {
+			n.keys[e.Key] = keyRef{e.Index, e.MsgID}
+		}
+	}
+	n.handedLast = ents[len(ents)-1].Index
+}
+
+func (n *Node) propose(p *proposal) {
+	if p.key != "" {
+		if ref, ok := n.keys[p.key]; ok && n.r.Role() == replica.Leader {
+			w := &waiter{index: ref.index, msgID: ref.msgID, term: n.r.Term(), w: p.w, dup: true, done: make(chan outcome, 1)}
+			n.waiters.add(w)
+			p.accepted <- acceptance{w: w}
+			return
+		}
+	}
+	index, msgID, err := n.r.Propose(p.data, p.key, time.Now().UnixNano())
+	if err != nil {
+		p.accepted <- acceptance{err: err}
+		return
+	}
+	if p.key != "" {
+		n.keys[p.key] = keyRef{index, msgID}
+	}
+	w := &waiter{index: index, msgID: msgID, term: n.r.Term(), w: p.w, done: make(chan outcome, 1)}
+	n.waiters.add(w)
+	p.accepted <- acceptance{w: w}
+	n.metrics.inserts.Inc()
+}
+
+// releaseWaiters answers every waiter whose write concern is met.
+func (n *Node) releaseWaiters() {
+	for w, q := range n.waiters {
+		if len(q) == 0 {
+			continue
+		}
+		ack := n.r.AckIndex(w)
+		i := 0
+		for ; i < len(q) && q[i].index <= ack; i++ {
+			n.answer(q[i])
+		}
+		if i > 0 {
+			n.waiters[w] = q[i:]
+		}
+	}
+}
+
+func (n *Node) answer(w *waiter) {
+	w.done <- outcome{res: api.InsertResult{ID: w.msgID, Term: w.term, Acks: n.r.Acks(w.index), Duplicate: w.dup}}
+}
+
+// failWaiters answers every waiter after this node stopped being master. A
+// waiter whose entry is already committed, and whose concern a majority
+// covers, succeeded all the same: committed entries survive every failover.
+func (n *Node) failWaiters(code string) {
+	maj := master.Majority(n.r.Voters())
+	for k, q := range n.waiters {
+		for _, w := range q {
+			if w.index <= n.r.Committed() && w.w <= maj {
+				w.done <- outcome{res: api.InsertResult{ID: w.msgID, Term: w.term, Acks: maj, Duplicate: w.dup}}
+				continue
+			}
+			w.done <- outcome{err: &api.OutcomeUnknownError{ID: w.msgID, Term: w.term, Code: code}}
+		}
+		delete(n.waiters, k)
+	}
+}
+
+// errorFor maps the core's refusals to the API's.
+func errorFor(err error) error {
+	switch {
+	case errors.Is(err, replica.ErrNoQuorum):
+		return api.ErrNoQuorum
+	default:
+		return err
+	}
+}
