@@ -170,6 +170,14 @@ func (in *Inflights) FreeLE(to uint64) {
 	}
 }
 
+// FreeFirst frees the oldest append in flight.
+func (in *Inflights) FreeFirst() {
+	if in.count > 0 {
+		in.start = (in.start + 1) % len(in.buf)
+		in.count--
+	}
+}
+
 // Full reports whether the window is full.
 func (in *Inflights) Full() bool { return in.count == len(in.buf) }
 

@@ -57,7 +57,12 @@ func (s *MemStorage) Append(ents []protocol.Entry) error {
 	if first < 1 || first > uint64(len(s.ents))+1 {
 		return fmt.Errorf("memstorage: append at %d after last %d", first, len(s.ents))
 	}
-	s.ents = append(s.ents[:first-1:first-1], ents...)
+	if first-1 < uint64(len(s.ents)) {
+		// Truncation: copy, so slices handed out earlier stay intact.
+		s.ents = append(s.ents[:first-1:first-1], ents...)
+	} else {
+		s.ents = append(s.ents, ents...)
+	}
 	if s.synced > int(first-1) {
 		s.synced = int(first - 1)
 	}
@@ -82,3 +87,6 @@ func (s *MemStorage) Crash() {
 
 // All returns every entry (for checks).
 func (s *MemStorage) All() []protocol.Entry { return s.ents }
+
+// SyncedIndex is the last durable index.
+func (s *MemStorage) SyncedIndex() uint64 { return uint64(s.synced) }

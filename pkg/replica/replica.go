@@ -89,6 +89,20 @@ type Config struct {
 	// MaxInflight bounds the appends in flight to one follower.
 	MaxInflight int
 	Rand        Rand
+	// Bugs plants known protocol bugs. Only the simulator's self-test sets
+	// it, to prove the simulator catches them; production leaves it zero.
+	Bugs Bugs
+}
+
+// Bugs are deliberate protocol violations for testing the tests.
+type Bugs struct {
+	// VoteWithoutLogCheck grants votes without the up-to-date check (§5.4.1).
+	VoteWithoutLogCheck bool
+	// CommitPriorTerm counts replicas of earlier terms' entries (§5.4.2).
+	CommitPriorTerm bool
+	// AckBeforePersist lets a follower acknowledge appends before they are
+	// durable (thesis §3.8).
+	AckBeforePersist bool
 }
 
 // Ready is the work the runtime must do after a batch of events.
@@ -139,6 +153,9 @@ type Replica struct {
 	prs            map[string]*master.Progress
 	leadTransferee string
 	pendingSend    bool
+	// bootstrapping holds every message back until the bootstrap entry is
+	// durable.
+	bootstrapping bool
 
 	msgs         []protocol.Message
 	afterPersist []protocol.Message
@@ -182,6 +199,11 @@ func (r *Replica) bootstrap(cc protocol.Config) {
 	r.term = 1
 	r.vote = r.id
 	r.role = Candidate // legal path into Leader
+	// Nothing this master says may be seen before its term and first entry
+	// are durable here: a master that crashed before its first fsync
+	// bootstraps again on restart (its data is empty) and must not meet
+	// followers holding other entries of "its" term 1.
+	r.bootstrapping = true
 	r.becomeLeaderWith(protocol.Entry{Type: protocol.EntryConfig, Data: protocol.EncodeConfig(cc)})
 }
 
@@ -287,6 +309,9 @@ func (r *Replica) QuorumActive() bool {
 	return n >= master.Majority(len(voters))
 }
 
+// LogTerm is the term of the entry at index i, if the log holds it.
+func (r *Replica) LogTerm(i uint64) (uint64, bool) { return r.log.Term(i) }
+
 // Entries reads [lo, hi) of the log, including the unstable tail.
 func (r *Replica) Entries(lo, hi uint64, maxBytes int) ([]protocol.Entry, error) {
 	return r.log.entries(lo, hi, maxBytes)
@@ -311,6 +336,7 @@ func (r *Replica) Persisted(index, term uint64) {
 		return
 	}
 	r.log.stableTo(index, term)
+	r.bootstrapping = false
 	if index > r.persisted {
 		r.persisted = index
 	}
@@ -637,7 +663,11 @@ func (r *Replica) handleVote(m protocol.Message) {
 	if pre {
 		respType = protocol.MsgPreVoteResp
 	}
-	if sentinel.VoteDecision(r.log, r.vote, r.lead, m.From, pre, m.Term, r.term, m.Index, m.LogTerm) {
+	grant := sentinel.VoteDecision(r.log, r.vote, r.lead, m.From, pre, m.Term, r.term, m.Index, m.LogTerm)
+	if r.cfg.Bugs.VoteWithoutLogCheck {
+		grant = r.vote == m.From || (r.vote == protocol.None && r.lead == protocol.None) || (pre && m.Term > r.term)
+	}
+	if grant {
 		// A granted pre-vote answers in the term asked about; a vote is in
 		// our (now equal) term.
 		r.send(protocol.Message{To: m.From, Type: respType, Term: m.Term})
@@ -760,7 +790,16 @@ func (r *Replica) stepLeader(m protocol.Message) {
 			pr.CaughtUpTick = r.tick
 		}
 		pr.ProbeSent = false
+		if pr.State == master.Replicate && pr.Inflight.Full() {
+			// The follower is alive but the window is stuck: appends (or
+			// their answers) were lost. Free one slot so an append goes out;
+			// if entries are missing, the follower rejects it and we probe.
+			pr.Inflight.FreeFirst()
+		}
 		if pr.Match < r.log.lastIndex() {
+			// Send even an empty append: if what is in flight was lost, the
+			// follower rejects it and probing finds where it stands.
+			r.sendAppend(m.From)
 			r.maybeSendAppend(m.From)
 		}
 	}
@@ -776,7 +815,7 @@ func (r *Replica) maybeCommit() bool {
 	ci := master.AckIndex(r.matches(), master.Majority(r.Voters()))
 	// Raft §5.4.2: only an entry of the current term is committed by
 	// counting replicas; earlier ones follow it.
-	if ci > r.log.committed && r.log.mustTerm(ci) == r.term {
+	if ci > r.log.committed && (r.log.mustTerm(ci) == r.term || r.cfg.Bugs.CommitPriorTerm) {
 		return r.log.commitTo(ci)
 	}
 	return false
@@ -890,8 +929,11 @@ func (r *Replica) send(m protocol.Message) {
 	if m.Term == 0 {
 		m.Term = r.term
 	}
-	switch m.Type {
-	case protocol.MsgApp, protocol.MsgHeartbeat, protocol.MsgTimeoutNow:
+	switch {
+	case r.bootstrapping:
+		r.afterPersist = append(r.afterPersist, m)
+	case m.Type == protocol.MsgApp, m.Type == protocol.MsgHeartbeat, m.Type == protocol.MsgTimeoutNow,
+		m.Type == protocol.MsgAppResp && r.cfg.Bugs.AckBeforePersist:
 		r.msgs = append(r.msgs, m)
 	default:
 		// Responses and votes speak for state that must be durable first.
