@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
+	"strconv"
 	"strings"
 	"sync/atomic"
 )
@@ -35,7 +36,12 @@ func leaderURL(addr string) string {
 // nothing was appended and the answer is 503 no_master. If it was written
 // in full but no complete answer came back, the master may have appended
 // it: the answer is 504 forward_failed.
-func (h *handler) forward(w http.ResponseWriter, r *http.Request, nl *NotLeaderError, path string, body []byte) {
+//
+// With mayRetry (an insert on the node that first received it), a forward
+// that certainly appended nothing — the request never left, or the master
+// answered 503 — writes no answer and returns true, so the caller can look
+// for the master again.
+func (h *handler) forward(w http.ResponseWriter, r *http.Request, nl *NotLeaderError, path string, body []byte, hops int, mayRetry bool) (retry bool) {
 	target := leaderURL(nl.LeaderHTTP) + path
 	if r.URL.RawQuery != "" {
 		target += "?" + r.URL.RawQuery
@@ -66,7 +72,7 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, nl *NotLeaderE
 		req.Header.Set(IdempotencyKeyHeader, k)
 	}
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set(ForwardedHeader, "1")
+	req.Header.Set(ForwardedHeader, strconv.Itoa(hops))
 	log := h.log.With().Str("master", nl.LeaderID).Str("target", target).Logger()
 
 	resp, err := h.fwd.Do(req)
@@ -74,6 +80,10 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, nl *NotLeaderE
 		if r.Context().Err() != nil {
 			log.Debug().Err(err).Msg("api: client went away while its request was forwarded")
 			return
+		}
+		if mayRetry && !sent.Load() {
+			log.Debug().Err(err).Msg("api: forward not delivered; looking for the master again")
+			return true
 		}
 		if !sent.Load() || r.Method == http.MethodGet {
 			log.Warn().Err(err).Msg("api: cannot reach the master to forward a request")
@@ -91,6 +101,12 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, nl *NotLeaderE
 	}
 	defer resp.Body.Close()
 
+	if mayRetry && resp.StatusCode == http.StatusServiceUnavailable {
+		// 503 means nothing was appended there.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxForwardAnswer))
+		log.Debug().Msg("api: master answered 503; looking for the master again")
+		return true
+	}
 	if r.Method != http.MethodGet {
 		answer, err := io.ReadAll(io.LimitReader(resp.Body, maxForwardAnswer))
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -92,11 +93,13 @@ func TestForwardLoopGuard(t *testing.T) {
 	if resp.Header.Get("Retry-After") == "" {
 		t.Errorf("503 without Retry-After")
 	}
+	// sentinel → master → sentinel (hops used up) → 503: the master saw
+	// it once, the sentinel twice; no loop.
 	if got := master.insertCount(); got != 1 {
 		t.Errorf("master saw %d inserts, want exactly 1 (no loop)", got)
 	}
-	// A request already marked forwarded is never forwarded again.
-	resp, body = do(t, "POST", url+"/insert", `{"message": "a"}`, map[string]string{ForwardedHeader: "1"})
+	// A request that has used up its hops is never forwarded again.
+	resp, body = do(t, "POST", url+"/insert", `{"message": "a"}`, map[string]string{ForwardedHeader: strconv.Itoa(MaxForwardHops)})
 	checkError(t, resp, body, 503, "no_master", "")
 	if got := master.insertCount(); got != 1 {
 		t.Errorf("master saw %d inserts, want still 1", got)

@@ -19,10 +19,14 @@ import (
 // DefaultMaxBodyBytes is the default limit on a POST /insert body (1 MiB).
 const DefaultMaxBodyBytes = 1 << 20
 
-// ForwardedHeader marks a request that one node forwarded to the master. A
-// forwarded request that meets a *NotLeaderError again is answered 503
-// instead of being forwarded a second time, so forwarding never loops.
+// ForwardedHeader marks a request that a node forwarded to the master; its
+// value counts the hops. A forwarded request that meets a *NotLeaderError
+// again (the master it was sent to has just handed over) is forwarded once
+// more, up to MaxForwardHops, then answered 503: forwarding never loops.
 const ForwardedHeader = "X-Replog-Forwarded"
+
+// MaxForwardHops bounds how often one insert is forwarded.
+const MaxForwardHops = 2
 
 // IdempotencyKeyHeader may carry the insert key instead of the body's "key".
 const IdempotencyKeyHeader = "Idempotency-Key"
@@ -46,6 +50,11 @@ type Options struct {
 	// the master. Nil means a client with a short dial timeout and no
 	// overall timeout: the master itself bounds the wait.
 	ForwardClient *http.Client
+	// ForwardRetry is how long the node that first received an insert keeps
+	// trying to hand it to a master when the forward could not be delivered
+	// or the master answered 503 (both mean nothing was appended), e.g.
+	// while leadership moves. 0: one attempt.
+	ForwardRetry time.Duration
 }
 
 // NewRegistry returns a registry holding the Go runtime and process

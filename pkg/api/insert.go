@@ -232,26 +232,44 @@ func (h *handler) insert(w http.ResponseWriter, r *http.Request) {
 		p.req.Timeout = h.opts.DefaultTimeout
 	}
 
-	res, err := h.node.Insert(r.Context(), p.req)
-	if err == nil {
-		res.WriteConcern = p.echo
-		writeJSON(w, http.StatusOK, res)
-		return
-	}
-	var notLdr *NotLeaderError
-	switch {
-	case errors.As(err, &notLdr) && notLdr.LeaderHTTP != "" && r.Header.Get(ForwardedHeader) == "":
-		h.forward(w, r, notLdr, "/insert", body)
-	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
-		if r.Context().Err() != nil {
-			h.log.Debug().Err(err).Msg("api: client went away while its insert waited")
+	hops, _ := strconv.Atoi(r.Header.Get(ForwardedHeader))
+	deadline := time.Now().Add(h.opts.ForwardRetry)
+	for {
+		res, err := h.node.Insert(r.Context(), p.req)
+		if err == nil {
+			res.WriteConcern = p.echo
+			writeJSON(w, http.StatusOK, res)
 			return
 		}
-		// A context error that is not the client's: the node gave up
-		// waiting on its own, so the outcome is unknown.
-		writeError(w, http.StatusGatewayTimeout, "timeout",
-			"the node stopped waiting for the write concern; the outcome is unknown: "+err.Error())
-	default:
-		h.writeNodeError(w, r, err)
+		var notLdr *NotLeaderError
+		if errors.As(err, &notLdr) && notLdr.LeaderHTTP != "" && hops < MaxForwardHops {
+			retry := h.forward(w, r, notLdr, "/insert", body, hops+1, hops == 0 && time.Now().Before(deadline))
+			if !retry {
+				return
+			}
+			// Nothing was appended; leadership is probably moving. Ask the
+			// node again who the master is; the last attempt before the
+			// deadline relays whatever it gets.
+			select {
+			case <-time.After(20 * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
+			continue
+		}
+		switch {
+		case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+			if r.Context().Err() != nil {
+				h.log.Debug().Err(err).Msg("api: client went away while its insert waited")
+				return
+			}
+			// A context error that is not the client's: the node gave up
+			// waiting on its own, so the outcome is unknown.
+			writeError(w, http.StatusGatewayTimeout, "timeout",
+				"the node stopped waiting for the write concern; the outcome is unknown: "+err.Error())
+		default:
+			h.writeNodeError(w, r, err)
+		}
+		return
 	}
 }

@@ -109,7 +109,7 @@ func (h *handler) getAll(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusServiceUnavailable, "timeout",
 				"the node could not serve readConcern "+req.Concern+" in time: "+err.Error())
 		case errors.As(err, &notLdr) && notLdr.LeaderHTTP != "" && r.Header.Get(ForwardedHeader) == "":
-			h.forward(w, r, notLdr, "/get-all", nil)
+			h.forward(w, r, notLdr, "/get-all", nil, 1, false)
 		default:
 			h.writeNodeError(w, r, err)
 		}

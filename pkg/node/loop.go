@@ -30,6 +30,7 @@ type waiter struct {
 	index, msgID, term uint64
 	w                  int
 	dup                bool
+	deadline           int64        // in ticks, once orphaned
 	done               chan outcome // buffered 1, written once
 }
 
@@ -98,7 +99,8 @@ func (n *Node) run() {
 		case ch := <-n.transfc:
 			ch <- n.r.TransferLeadership("")
 		case <-n.stopc:
-			n.failWaiters("leadership_lost")
+			n.orphanWaiters()
+			n.resolveOrphans(true)
 			return
 		}
 		n.afterEvents()
@@ -139,7 +141,7 @@ func (n *Node) afterEvents() {
 	role := n.r.Role()
 	if role != n.lastRole || n.view.Load().term != n.r.Term() || n.view.Load().leader != n.r.Leader() {
 		if n.lastRole == replica.Leader && role != replica.Leader {
-			n.failWaiters("leadership_lost")
+			n.orphanWaiters()
 		}
 		if role != n.lastRole {
 			n.log.Info().Str("role", role.String()).Uint64("term", n.r.Term()).Str("master", n.r.Leader()).Msg("role changed")
@@ -150,6 +152,9 @@ func (n *Node) afterEvents() {
 	}
 	if role == replica.Leader {
 		n.releaseWaiters()
+	}
+	if len(n.orphans) > 0 {
+		n.resolveOrphans(false)
 	}
 }
 
@@ -182,7 +187,8 @@ func (n *Node) indexKeys(ents []protocol.Entry) {
 func (n *Node) propose(p *proposal) {
 	if p.key != "" {
 		if ref, ok := n.keys[p.key]; ok && n.r.Role() == replica.Leader {
-			w := &waiter{index: ref.index, msgID: ref.msgID, term: n.r.Term(), w: p.w, dup: true, done: make(chan outcome, 1)}
+			term, _ := n.r.LogTerm(ref.index)
+			w := &waiter{index: ref.index, msgID: ref.msgID, term: term, w: p.w, dup: true, done: make(chan outcome, 1)}
 			n.waiters.add(w)
 			p.accepted <- acceptance{w: w}
 			return
@@ -223,21 +229,45 @@ func (n *Node) answer(w *waiter) {
 	w.done <- outcome{res: api.InsertResult{ID: w.msgID, Term: w.term, Acks: n.r.Acks(w.index), Duplicate: w.dup}}
 }
 
-// failWaiters answers every waiter after this node stopped being master. A
-// waiter whose entry is already committed, and whose concern a majority
-// covers, succeeded all the same: committed entries survive every failover.
-func (n *Node) failWaiters(code string) {
+// orphanWaiters takes the waiters of a master that just stepped down. Their
+// entries may well survive (after a leadership transfer the new master holds
+// them all): they wait, as orphans, for this node to learn from the new
+// master that their entries are committed. Only a write concern of at most
+// a majority can be judged that way.
+func (n *Node) orphanWaiters() {
 	maj := master.Majority(n.r.Voters())
+	deadline := n.r.Ticks() + 2*int64(n.electionTicksMax)
 	for k, q := range n.waiters {
 		for _, w := range q {
-			if w.index <= n.r.Committed() && w.w <= maj {
-				w.done <- outcome{res: api.InsertResult{ID: w.msgID, Term: w.term, Acks: maj, Duplicate: w.dup}}
+			if w.w > maj {
+				w.done <- outcome{err: &api.OutcomeUnknownError{ID: w.msgID, Term: w.term, Code: "leadership_lost"}}
 				continue
 			}
-			w.done <- outcome{err: &api.OutcomeUnknownError{ID: w.msgID, Term: w.term, Code: code}}
+			w.deadline = deadline
+			n.orphans = append(n.orphans, w)
 		}
 		delete(n.waiters, k)
 	}
+}
+
+// resolveOrphans answers the orphans whose fate is known: committed with the
+// term they were written in (success: a majority holds them), replaced by
+// another entry, or not known within two election timeouts (or at stop).
+func (n *Node) resolveOrphans(final bool) {
+	maj := master.Majority(n.r.Voters())
+	keep := n.orphans[:0]
+	for _, w := range n.orphans {
+		t, ok := n.r.LogTerm(w.index)
+		switch {
+		case ok && t == w.term && n.r.Committed() >= w.index:
+			w.done <- outcome{res: api.InsertResult{ID: w.msgID, Term: w.term, Acks: maj, Duplicate: w.dup}}
+		case (ok && t != w.term) || final || n.r.Ticks() > w.deadline:
+			w.done <- outcome{err: &api.OutcomeUnknownError{ID: w.msgID, Term: w.term, Code: "leadership_lost"}}
+		default:
+			keep = append(keep, w)
+		}
+	}
+	n.orphans = keep
 }
 
 // errorFor maps the core's refusals to the API's.

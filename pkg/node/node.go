@@ -47,7 +47,10 @@ type Node struct {
 	// Owned by the loop goroutine.
 	r       *replica.Replica
 	waiters waitSet
-	keys    map[string]keyRef
+	orphans []*waiter
+	// electionTicksMax is the longest election timeout, in ticks.
+	electionTicksMax int
+	keys             map[string]keyRef
 	// handedLast is the last index handed to storage.
 	handedLast uint64
 	// lastRole is the role seen after the previous loop iteration.
@@ -125,6 +128,7 @@ func New(cfg config.Config, log zerolog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.r = replica.New(rc)
+	n.electionTicksMax = rc.ElectionTicksMax
 	n.handedLast = w.LastIndex()
 	n.lastRole = n.r.Role()
 	n.stable.Store(w.LastIndex())
@@ -264,6 +268,9 @@ func (n *Node) Start() error {
 		MaxBodyBytes: n.cfg.MaxBodyBytes,
 		Logger:       n.log,
 		Registry:     n.metrics.reg,
+		// While leadership moves, a sentinel keeps looking for the master
+		// for about one election before answering 503.
+		ForwardRetry: 2 * n.cfg.ElectionTimeoutMax,
 	})
 	n.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 
@@ -304,9 +311,14 @@ func (n *Node) Shutdown(ctx context.Context) {
 		}
 	}
 	if n.http != nil {
-		if err := n.http.Shutdown(ctx); err != nil {
-			n.log.Warn().Err(err).Msg("http shutdown")
+		// In-flight requests finish (orphaned inserts are answered within
+		// two election timeouts); connections that never sent a request
+		// would hold Shutdown for 5 s, so it is bounded.
+		sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond+2*n.cfg.ElectionTimeoutMax)
+		if err := n.http.Shutdown(sctx); err != nil {
+			n.log.Debug().Err(err).Msg("http shutdown: closing the remaining connections")
 		}
+		cancel()
 	}
 	n.Stop()
 }
