@@ -81,43 +81,49 @@ func (EntryType) EnumDescriptor() ([]byte, []int) {
 type MessageType int32
 
 const (
-	MessageType_MESSAGE_TYPE_UNSPECIFIED    MessageType = 0
-	MessageType_MESSAGE_TYPE_APP            MessageType = 1
-	MessageType_MESSAGE_TYPE_APP_RESP       MessageType = 2
-	MessageType_MESSAGE_TYPE_VOTE           MessageType = 3
-	MessageType_MESSAGE_TYPE_VOTE_RESP      MessageType = 4
-	MessageType_MESSAGE_TYPE_PRE_VOTE       MessageType = 5
-	MessageType_MESSAGE_TYPE_PRE_VOTE_RESP  MessageType = 6
-	MessageType_MESSAGE_TYPE_HEARTBEAT      MessageType = 7
-	MessageType_MESSAGE_TYPE_HEARTBEAT_RESP MessageType = 8
-	MessageType_MESSAGE_TYPE_TIMEOUT_NOW    MessageType = 9
+	MessageType_MESSAGE_TYPE_UNSPECIFIED     MessageType = 0
+	MessageType_MESSAGE_TYPE_APP             MessageType = 1
+	MessageType_MESSAGE_TYPE_APP_RESP        MessageType = 2
+	MessageType_MESSAGE_TYPE_VOTE            MessageType = 3
+	MessageType_MESSAGE_TYPE_VOTE_RESP       MessageType = 4
+	MessageType_MESSAGE_TYPE_PRE_VOTE        MessageType = 5
+	MessageType_MESSAGE_TYPE_PRE_VOTE_RESP   MessageType = 6
+	MessageType_MESSAGE_TYPE_HEARTBEAT       MessageType = 7
+	MessageType_MESSAGE_TYPE_HEARTBEAT_RESP  MessageType = 8
+	MessageType_MESSAGE_TYPE_TIMEOUT_NOW     MessageType = 9
+	MessageType_MESSAGE_TYPE_READ_INDEX      MessageType = 10
+	MessageType_MESSAGE_TYPE_READ_INDEX_RESP MessageType = 11
 )
 
 // Enum value maps for MessageType.
 var (
 	MessageType_name = map[int32]string{
-		0: "MESSAGE_TYPE_UNSPECIFIED",
-		1: "MESSAGE_TYPE_APP",
-		2: "MESSAGE_TYPE_APP_RESP",
-		3: "MESSAGE_TYPE_VOTE",
-		4: "MESSAGE_TYPE_VOTE_RESP",
-		5: "MESSAGE_TYPE_PRE_VOTE",
-		6: "MESSAGE_TYPE_PRE_VOTE_RESP",
-		7: "MESSAGE_TYPE_HEARTBEAT",
-		8: "MESSAGE_TYPE_HEARTBEAT_RESP",
-		9: "MESSAGE_TYPE_TIMEOUT_NOW",
+		0:  "MESSAGE_TYPE_UNSPECIFIED",
+		1:  "MESSAGE_TYPE_APP",
+		2:  "MESSAGE_TYPE_APP_RESP",
+		3:  "MESSAGE_TYPE_VOTE",
+		4:  "MESSAGE_TYPE_VOTE_RESP",
+		5:  "MESSAGE_TYPE_PRE_VOTE",
+		6:  "MESSAGE_TYPE_PRE_VOTE_RESP",
+		7:  "MESSAGE_TYPE_HEARTBEAT",
+		8:  "MESSAGE_TYPE_HEARTBEAT_RESP",
+		9:  "MESSAGE_TYPE_TIMEOUT_NOW",
+		10: "MESSAGE_TYPE_READ_INDEX",
+		11: "MESSAGE_TYPE_READ_INDEX_RESP",
 	}
 	MessageType_value = map[string]int32{
-		"MESSAGE_TYPE_UNSPECIFIED":    0,
-		"MESSAGE_TYPE_APP":            1,
-		"MESSAGE_TYPE_APP_RESP":       2,
-		"MESSAGE_TYPE_VOTE":           3,
-		"MESSAGE_TYPE_VOTE_RESP":      4,
-		"MESSAGE_TYPE_PRE_VOTE":       5,
-		"MESSAGE_TYPE_PRE_VOTE_RESP":  6,
-		"MESSAGE_TYPE_HEARTBEAT":      7,
-		"MESSAGE_TYPE_HEARTBEAT_RESP": 8,
-		"MESSAGE_TYPE_TIMEOUT_NOW":    9,
+		"MESSAGE_TYPE_UNSPECIFIED":     0,
+		"MESSAGE_TYPE_APP":             1,
+		"MESSAGE_TYPE_APP_RESP":        2,
+		"MESSAGE_TYPE_VOTE":            3,
+		"MESSAGE_TYPE_VOTE_RESP":       4,
+		"MESSAGE_TYPE_PRE_VOTE":        5,
+		"MESSAGE_TYPE_PRE_VOTE_RESP":   6,
+		"MESSAGE_TYPE_HEARTBEAT":       7,
+		"MESSAGE_TYPE_HEARTBEAT_RESP":  8,
+		"MESSAGE_TYPE_TIMEOUT_NOW":     9,
+		"MESSAGE_TYPE_READ_INDEX":      10,
+		"MESSAGE_TYPE_READ_INDEX_RESP": 11,
 	}
 )
 
@@ -567,7 +573,7 @@ const file_replication_proto_rawDesc = "" +
 	"\tEntryType\x12\x15\n" +
 	"\x11ENTRY_TYPE_NORMAL\x10\x00\x12\x13\n" +
 	"\x0fENTRY_TYPE_NOOP\x10\x01\x12\x15\n" +
-	"\x11ENTRY_TYPE_CONFIG\x10\x02*\xa5\x02\n" +
+	"\x11ENTRY_TYPE_CONFIG\x10\x02*\xe4\x02\n" +
 	"\vMessageType\x12\x1c\n" +
 	"\x18MESSAGE_TYPE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10MESSAGE_TYPE_APP\x10\x01\x12\x19\n" +
@@ -578,7 +584,10 @@ const file_replication_proto_rawDesc = "" +
 	"\x1aMESSAGE_TYPE_PRE_VOTE_RESP\x10\x06\x12\x1a\n" +
 	"\x16MESSAGE_TYPE_HEARTBEAT\x10\a\x12\x1f\n" +
 	"\x1bMESSAGE_TYPE_HEARTBEAT_RESP\x10\b\x12\x1c\n" +
-	"\x18MESSAGE_TYPE_TIMEOUT_NOW\x10\t2D\n" +
+	"\x18MESSAGE_TYPE_TIMEOUT_NOW\x10\t\x12\x1b\n" +
+	"\x17MESSAGE_TYPE_READ_INDEX\x10\n" +
+	"\x12 \n" +
+	"\x1cMESSAGE_TYPE_READ_INDEX_RESP\x10\v2D\n" +
 	"\vReplication\x125\n" +
 	"\x06Stream\x12\x13.replog.v1.Envelope\x1a\x14.replog.v1.StreamAck(\x01B'Z%github.com/replog/replog/proto;replpbb\x06proto3"
 

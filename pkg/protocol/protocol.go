@@ -154,12 +154,19 @@ const (
 	MsgHeartbeatResp
 	// MsgTimeoutNow tells a follower to campaign at once (leadership transfer).
 	MsgTimeoutNow
+	// MsgReadIndex asks the master for a read index (linearizable reads on
+	// a sentinel); Context identifies the request.
+	MsgReadIndex
+	// MsgReadIndexResp carries the read index in Index, once the master
+	// has confirmed with a majority that it still is the master.
+	MsgReadIndexResp
 )
 
 var msgNames = map[MessageType]string{
 	MsgApp: "App", MsgAppResp: "AppResp", MsgVote: "Vote", MsgVoteResp: "VoteResp",
 	MsgPreVote: "PreVote", MsgPreVoteResp: "PreVoteResp", MsgHeartbeat: "Heartbeat",
 	MsgHeartbeatResp: "HeartbeatResp", MsgTimeoutNow: "TimeoutNow",
+	MsgReadIndex: "ReadIndex", MsgReadIndexResp: "ReadIndexResp",
 }
 
 func (t MessageType) String() string {
@@ -221,7 +228,7 @@ func (m Message) Describe() string {
 // IsResponse reports whether t answers another message.
 func (t MessageType) IsResponse() bool {
 	switch t {
-	case MsgAppResp, MsgVoteResp, MsgPreVoteResp, MsgHeartbeatResp:
+	case MsgAppResp, MsgVoteResp, MsgPreVoteResp, MsgHeartbeatResp, MsgReadIndexResp:
 		return true
 	}
 	return false

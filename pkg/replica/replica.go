@@ -103,6 +103,9 @@ type Bugs struct {
 	// AckBeforePersist lets a follower acknowledge appends before they are
 	// durable (thesis §3.8).
 	AckBeforePersist bool
+	// ReadWithoutQuorum answers reads from the master's commit index without
+	// confirming leadership first (thesis §6.4).
+	ReadWithoutQuorum bool
 }
 
 // Ready is the work the runtime must do after a batch of events.
@@ -119,11 +122,21 @@ type Ready struct {
 	// AfterPersist may be sent only once HardState and Entries (of this and
 	// every earlier Ready) are durable: responses and votes (thesis §3.8).
 	AfterPersist []protocol.Message
+	// ReadStates answer ReadIndex calls: a linearizable read with that
+	// Context may be served once this node's log is committed and durable up
+	// to Index.
+	ReadStates []ReadState
+}
+
+// ReadState is the answer to a ReadIndex call.
+type ReadState struct {
+	Context uint64
+	Index   uint64
 }
 
 // IsEmpty reports whether there is nothing to do.
 func (rd *Ready) IsEmpty() bool {
-	return !rd.MustSaveHardState && len(rd.Entries) == 0 && len(rd.Messages) == 0 && len(rd.AfterPersist) == 0
+	return !rd.MustSaveHardState && len(rd.Entries) == 0 && len(rd.Messages) == 0 && len(rd.AfterPersist) == 0 && len(rd.ReadStates) == 0
 }
 
 // Replica is the protocol state of one node. It is not safe for concurrent
@@ -159,6 +172,10 @@ type Replica struct {
 
 	msgs         []protocol.Message
 	afterPersist []protocol.Message
+
+	reads      master.ReadIndexQueue
+	readsEarly []protocol.Message // reads that arrived before this term's first commit
+	readStates []ReadState
 }
 
 // New builds a replica from its persisted state.
@@ -372,7 +389,9 @@ func (r *Replica) Ready() Ready {
 		Entries:      r.log.toHand(),
 		Messages:     r.msgs,
 		AfterPersist: r.afterPersist,
+		ReadStates:   r.readStates,
 	}
+	r.readStates = nil
 	if hs := r.HardState(); hs.Term != r.savedHS.Term || hs.Vote != r.savedHS.Vote || (hs.Commit != r.savedHS.Commit && len(rd.Entries) > 0) {
 		rd.HardState, rd.MustSaveHardState = hs, true
 		r.savedHS = hs
@@ -428,6 +447,61 @@ func (r *Replica) Step(m protocol.Message) {
 	}
 }
 
+// ReadIndex asks for a read index for a linearizable read identified by
+// ctx (non-zero, unique on this node). The answer comes in a later Ready's
+// ReadStates; none comes if leadership changes meanwhile, so the caller
+// bounds its wait and asks again. Reference: Raft thesis §6.4.
+func (r *Replica) ReadIndex(ctx uint64) {
+	switch {
+	case r.role == Leader:
+		r.handleReadIndex(protocol.Message{From: r.id, Context: ctx})
+	case r.lead != protocol.None:
+		r.send(protocol.Message{To: r.lead, Type: protocol.MsgReadIndex, Context: ctx})
+	}
+}
+
+// handleReadIndex starts a heartbeat round for a read (thesis §6.4): the
+// read index is the commit index now, valid once a majority confirms this
+// node is still master. Before this term's first entry commits, the commit
+// index may lag what earlier masters committed, so reads wait for it.
+func (r *Replica) handleReadIndex(m protocol.Message) {
+	if t, _ := r.log.Term(r.log.committed); t != r.term {
+		r.readsEarly = append(r.readsEarly, m)
+		return
+	}
+	if r.Voters() == 1 || r.cfg.Bugs.ReadWithoutQuorum {
+		r.answerRead(m.From, m.Context, r.log.committed)
+		return
+	}
+	seq := r.reads.Add(r.log.committed, m.From, m.Context)
+	r.reads.Ack(r.id, seq)
+	r.bcastHeartbeat()
+}
+
+func (r *Replica) answerRead(from string, ctx, index uint64) {
+	if from == r.id {
+		r.readStates = append(r.readStates, ReadState{Context: ctx, Index: index})
+		return
+	}
+	r.send(protocol.Message{To: from, Type: protocol.MsgReadIndexResp, Index: index, Context: ctx})
+}
+
+// releaseReads answers the reads a majority has confirmed.
+func (r *Replica) releaseReads() {
+	voters := r.Membership()
+	for _, rr := range r.reads.Release(func(acks map[string]bool) bool {
+		n := 0
+		for _, id := range voters.Voters() {
+			if acks[id] {
+				n++
+			}
+		}
+		return n >= master.Majority(len(voters.Voters()))
+	}) {
+		r.answerRead(rr.From, rr.Context, rr.Index)
+	}
+}
+
 // TransferLeadership asks the master to hand over to the given voter (or to
 // the most up-to-date one when to is empty). It returns the chosen target.
 func (r *Replica) TransferLeadership(to string) string {
@@ -474,6 +548,8 @@ func (r *Replica) reset(term uint64) {
 	r.prs = nil
 	r.leadTransferee = protocol.None
 	r.pendingSend = false
+	r.reads.Reset()
+	r.readsEarly = nil
 }
 
 func (r *Replica) becomeFollower(term uint64, lead string) {
@@ -715,6 +791,8 @@ func (r *Replica) stepFollower(m protocol.Message) {
 	case protocol.MsgTimeoutNow:
 		// Leadership transfer: campaign at once, skipping PreVote.
 		r.campaign(false, true)
+	case protocol.MsgReadIndexResp:
+		r.readStates = append(r.readStates, ReadState{Context: m.Context, Index: m.Index})
 	}
 }
 
@@ -785,7 +863,13 @@ func (r *Replica) stepLeader(m protocol.Message) {
 			}
 		}
 		r.maybeSendAppend(m.From)
+	case protocol.MsgReadIndex:
+		r.handleReadIndex(m)
 	case protocol.MsgHeartbeatResp:
+		if m.Context != 0 {
+			r.reads.Ack(m.From, m.Context)
+			r.releaseReads()
+		}
 		if pr.Match == r.log.lastIndex() {
 			pr.CaughtUpTick = r.tick
 		}
@@ -816,7 +900,14 @@ func (r *Replica) maybeCommit() bool {
 	// Raft §5.4.2: only an entry of the current term is committed by
 	// counting replicas; earlier ones follow it.
 	if ci > r.log.committed && (r.log.mustTerm(ci) == r.term || r.cfg.Bugs.CommitPriorTerm) {
-		return r.log.commitTo(ci)
+		r.log.commitTo(ci)
+		if early := r.readsEarly; len(early) > 0 && r.log.mustTerm(ci) == r.term {
+			r.readsEarly = nil
+			for _, m := range early {
+				r.handleReadIndex(m)
+			}
+		}
+		return true
 	}
 	return false
 }
@@ -828,9 +919,10 @@ func (r *Replica) bcastAppend() {
 }
 
 func (r *Replica) bcastHeartbeat() {
+	ctx, _ := r.reads.Pending()
 	for _, id := range r.sortedPeers() {
 		pr := r.prs[id]
-		r.send(protocol.Message{To: id, Type: protocol.MsgHeartbeat, Commit: min(pr.Match, r.log.committed)})
+		r.send(protocol.Message{To: id, Type: protocol.MsgHeartbeat, Commit: min(pr.Match, r.log.committed), Context: ctx})
 	}
 }
 
@@ -933,6 +1025,7 @@ func (r *Replica) send(m protocol.Message) {
 	case r.bootstrapping:
 		r.afterPersist = append(r.afterPersist, m)
 	case m.Type == protocol.MsgApp, m.Type == protocol.MsgHeartbeat, m.Type == protocol.MsgTimeoutNow,
+		m.Type == protocol.MsgReadIndex, m.Type == protocol.MsgReadIndexResp,
 		m.Type == protocol.MsgAppResp && r.cfg.Bugs.AckBeforePersist:
 		r.msgs = append(r.msgs, m)
 	default:

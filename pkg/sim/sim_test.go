@@ -36,7 +36,7 @@ func TestSimulation(t *testing.T) {
 		add(&total, res.Stats)
 	}
 	t.Logf("%d seeds in %v: %+v", *seeds, time.Since(start).Round(time.Millisecond), total)
-	if total.AckedMajority == 0 || total.Elections <= *seeds || total.Crashes == 0 || total.Partitions == 0 {
+	if total.AckedMajority == 0 || total.ReadsAnswered == 0 || total.Elections <= *seeds || total.Crashes == 0 || total.Partitions == 0 {
 		t.Fatalf("the runs exercised too little to mean anything: %+v", total)
 	}
 }
@@ -49,6 +49,8 @@ func add(t *Stats, s Stats) {
 	t.Proposed += s.Proposed
 	t.Acked += s.Acked
 	t.AckedMajority += s.AckedMajority
+	t.Reads += s.Reads
+	t.ReadsAnswered += s.ReadsAnswered
 	t.Delivered += s.Delivered
 	t.Dropped += s.Dropped
 }
@@ -80,6 +82,7 @@ func TestSimulatorFindsPlantedBugs(t *testing.T) {
 		{"vote without the up-to-date check (§5.4.1)", replica.Bugs{VoteWithoutLogCheck: true}},
 		{"commit by counting an older term's entries (§5.4.2)", replica.Bugs{CommitPriorTerm: true}},
 		{"follower acknowledges before its fsync (§3.8)", replica.Bugs{AckBeforePersist: true}},
+		{"master serves reads without confirming leadership (§6.4)", replica.Bugs{ReadWithoutQuorum: true}},
 	}
 	for _, b := range bugs {
 		t.Run(b.name, func(t *testing.T) {
