@@ -5,7 +5,7 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin/replog
 
-.PHONY: all build test test-unit test-e2e test-compose cluster run-server proto bench vet clean
+.PHONY: all build test test-unit test-sim test-e2e test-compose sim cluster proto bench bench-failover vet clean
 
 all: build
 
@@ -16,9 +16,21 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'))" || { gofmt -l .; echo "gofmt needed"; exit 1; }
 
-# Unit tests, the deterministic core and the real-process tests.
+# Unit tests under the race detector (the simulator is single-threaded and
+# runs without it, in test-sim).
 test-unit:
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/e2e)
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v -e /test/e2e -e /pkg/sim)
+
+# The deterministic simulator: 1000 seeded fault schedules, plus the planted
+# bugs it must find.
+test-sim:
+	$(GO) test -count=1 -timeout 20m ./pkg/sim/
+
+# As many seeds as you like: make sim SEEDS=100000 [FROM=1]
+SEEDS ?= 10000
+FROM  ?= 1
+sim:
+	$(GO) test -count=1 -timeout 0 ./pkg/sim/ -run 'TestSimulation$$' -seeds $(SEEDS) -seed $(FROM) -v
 
 test-e2e:
 	$(GO) test -count=1 -timeout 10m ./test/e2e/
@@ -27,7 +39,7 @@ test-e2e:
 test-compose:
 	./scripts/compose-test.sh
 
-test: vet test-unit test-e2e test-compose
+test: vet test-unit test-sim test-e2e test-compose
 
 # Master on 8080/9090, sentinels on 8081/9091 and 8082/9092, as local
 # processes; Ctrl-C stops all three. Data in ./data/.
@@ -40,6 +52,11 @@ proto:
 # Throughput and latency of a 3-node loopback cluster (FSYNC=always).
 bench: build
 	./scripts/bench.sh
+
+# kill -9 the master 20 times under a steady writer; time to the next write.
+bench-failover: build
+	$(GO) run ./cmd/replog-failover-bench -bin $(BIN) -kills 20
+	$(GO) run ./cmd/replog-failover-bench -bin $(BIN) -kills 20 -sigterm
 
 clean:
 	rm -rf bin data .cluster
