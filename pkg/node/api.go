@@ -157,13 +157,14 @@ func (n *Node) Read(ctx context.Context, req api.ReadRequest, fn func(api.Messag
 	case api.ReadMajority:
 		bound = min(bound, n.commit.Load())
 	case api.ReadLinearizable:
-		// Served by the master while it holds a quorum lease (CheckQuorum);
-		// the ReadIndex round of DESIGN §3 is future work.
-		v := n.view.Load()
-		if v.role != replica.Leader {
-			return &api.BadRequestError{Field: "read_concern", Msg: "readConcern=linearizable is answered by the master only; ask the master (see GET /status)"}
+		idx, err := n.readIndex(ctx)
+		if err != nil {
+			return err
 		}
-		bound = min(bound, n.commit.Load())
+		bound = min(n.stable.Load(), n.commit.Load())
+		if bound < idx {
+			return fmt.Errorf("node: log at %d below read index %d", bound, idx)
+		}
 	}
 	from := max(req.From, 1)
 	gen := n.truncGen.Load()
@@ -198,6 +199,53 @@ func (n *Node) Read(ctx context.Context, req api.ReadRequest, fn func(api.Messag
 		i += uint64(len(ents))
 	}
 	return nil
+}
+
+// readIndex gets a read index for a linearizable read (a ReadIndex round
+// through the master) and waits until this node's log is committed and
+// durable up to it. While there is no master it keeps asking for about one
+// election, then gives up with ErrNoLeader.
+func (n *Node) readIndex(ctx context.Context) (uint64, error) {
+	deadline := time.Now().Add(2 * n.cfg.ElectionTimeoutMax)
+	for time.Now().Before(deadline) {
+		seq := n.readSeq.Add(1)
+		ch := make(chan uint64, 1)
+		select {
+		case n.readc <- readRequest{seq, ch}:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-n.stopc:
+			return 0, api.ErrNoLeader
+		}
+		round := time.NewTimer(n.cfg.ElectionTimeoutMin)
+		select {
+		case idx := <-ch:
+			round.Stop()
+			for n.commit.Load() < idx || n.stable.Load() < idx {
+				if time.Now().After(deadline) {
+					return 0, api.ErrNoLeader
+				}
+				select {
+				case <-time.After(time.Millisecond):
+				case <-ctx.Done():
+					return 0, ctx.Err()
+				}
+			}
+			return idx, nil
+		case <-round.C:
+			select {
+			case n.readc <- readRequest{seq, nil}:
+			case <-n.stopc:
+			}
+		case <-ctx.Done():
+			round.Stop()
+			return 0, ctx.Err()
+		case <-n.stopc:
+			round.Stop()
+			return 0, api.ErrNoLeader
+		}
+	}
+	return 0, api.ErrNoLeader
 }
 
 // firstIndexWithMsgID binary-searches the log (MsgID is non-decreasing

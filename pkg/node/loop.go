@@ -11,6 +11,12 @@ import (
 	"github.com/replog/replog/pkg/replica"
 )
 
+// readRequest registers (ch != nil) or cancels a linearizable read.
+type readRequest struct {
+	ctx uint64
+	ch  chan uint64
+}
+
 // proposal is an insert on its way into the loop.
 type proposal struct {
 	data []byte
@@ -98,6 +104,13 @@ func (n *Node) run() {
 			ch <- n.status()
 		case ch := <-n.transfc:
 			ch <- n.r.TransferLeadership("")
+		case rr := <-n.readc:
+			if rr.ch == nil {
+				delete(n.readWaiters, rr.ctx)
+			} else {
+				n.readWaiters[rr.ctx] = rr.ch
+				n.r.ReadIndex(rr.ctx)
+			}
 		case <-n.stopc:
 			n.orphanWaiters()
 			n.resolveOrphans(true)
@@ -122,6 +135,12 @@ func (n *Node) step(msgs []protocol.Message) {
 // waiters.
 func (n *Node) afterEvents() {
 	rd := n.r.Ready()
+	for _, rs := range rd.ReadStates {
+		if ch, ok := n.readWaiters[rs.Context]; ok {
+			ch <- rs.Index
+			delete(n.readWaiters, rs.Context)
+		}
+	}
 	if len(rd.Entries) > 0 {
 		n.indexKeys(rd.Entries)
 	}
@@ -142,6 +161,11 @@ func (n *Node) afterEvents() {
 	if role != n.lastRole || n.view.Load().term != n.r.Term() || n.view.Load().leader != n.r.Leader() {
 		if n.lastRole == replica.Leader && role != replica.Leader {
 			n.orphanWaiters()
+		}
+		if n.view.Load().term != n.r.Term() {
+			// Reads in flight belonged to the old term's master: their
+			// askers time out and ask again.
+			clear(n.readWaiters)
 		}
 		if role != n.lastRole {
 			n.log.Info().Str("role", role.String()).Uint64("term", n.r.Term()).Str("master", n.r.Leader()).Msg("role changed")

@@ -9,6 +9,10 @@ type metrics struct {
 	inserts      prometheus.Counter
 	fsyncs       prometheus.Counter
 	fsyncSeconds prometheus.Histogram
+	// truncatedEntries and droppedMessages count a former master's suffix
+	// replaced on reconciliation.
+	truncatedEntries prometheus.Counter
+	droppedMessages  prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -25,6 +29,12 @@ func newMetrics() *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}),
 	}
-	m.reg.MustRegister(m.inserts, m.fsyncs, m.fsyncSeconds)
+	m.truncatedEntries = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "replog_truncated_entries_total", Help: "Log entries replaced because the master's log differs (reconciliation).",
+	})
+	m.droppedMessages = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "replog_dropped_messages_total", Help: "Messages dropped on reconciliation: written below a majority on a former master and absent from the new master's log.",
+	})
+	m.reg.MustRegister(m.inserts, m.fsyncs, m.fsyncSeconds, m.truncatedEntries, m.droppedMessages)
 	return m
 }

@@ -62,8 +62,13 @@ type Node struct {
 	statusc  chan chan api.Status
 	cancelc  chan *waiter
 	transfc  chan chan string
-	stopc    chan struct{}
-	wg       sync.WaitGroup
+	readc    chan readRequest
+	// readWaiters are linearizable reads waiting for their read index
+	// (owned by the loop).
+	readWaiters map[uint64]chan uint64
+	readSeq     atomic.Uint64
+	stopc       chan struct{}
+	wg          sync.WaitGroup
 
 	store *storeQueue
 
@@ -92,17 +97,19 @@ type persisted struct{ index, term uint64 }
 // New opens the data directory and builds a node; Start runs it.
 func New(cfg config.Config, log zerolog.Logger) (*Node, error) {
 	n := &Node{
-		cfg:      cfg,
-		recvc:    make(chan []protocol.Message, 1024),
-		propc:    make(chan *proposal, 4096),
-		persistc: make(chan persisted, 1024),
-		statusc:  make(chan chan api.Status),
-		cancelc:  make(chan *waiter, 1024),
-		transfc:  make(chan chan string),
-		stopc:    make(chan struct{}),
-		keys:     map[string]keyRef{},
-		waiters:  waitSet{},
-		store:    newStoreQueue(),
+		cfg:         cfg,
+		recvc:       make(chan []protocol.Message, 1024),
+		propc:       make(chan *proposal, 4096),
+		persistc:    make(chan persisted, 1024),
+		statusc:     make(chan chan api.Status),
+		cancelc:     make(chan *waiter, 1024),
+		transfc:     make(chan chan string),
+		readc:       make(chan readRequest, 256),
+		readWaiters: map[uint64]chan uint64{},
+		stopc:       make(chan struct{}),
+		keys:        map[string]keyRef{},
+		waiters:     waitSet{},
+		store:       newStoreQueue(),
 	}
 	n.tick, n.hbTick = tickFor(cfg.HeartbeatInterval)
 

@@ -83,6 +83,7 @@ func (n *Node) runStorage() {
 				if first <= n.wal.LastIndex() {
 					// A follower replacing a conflicting suffix: readers
 					// must not mix the old suffix with the new one.
+					n.reportTruncation(first)
 					n.truncGen.Add(1)
 					if n.stable.Load() >= first {
 						n.stable.Store(first - 1)
@@ -135,6 +136,40 @@ func (n *Node) runStorage() {
 			}
 		}
 	}
+}
+
+// reportTruncation logs and counts the messages a conflicting suffix held:
+// writes a former master acknowledged below a majority and that the new
+// master lacks. Such a loss is allowed for w < majority, but never silent.
+func (n *Node) reportTruncation(first uint64) {
+	last := n.wal.LastIndex()
+	var ids []uint64
+	for i := first; i <= last; {
+		ents, err := n.wal.Entries(i, last+1, 4<<20)
+		if err != nil {
+			n.log.Error().Err(err).Uint64("from", first).Msg("cannot read the suffix being replaced")
+			return
+		}
+		for _, e := range ents {
+			if e.Type == protocol.EntryNormal {
+				ids = append(ids, e.MsgID)
+			}
+		}
+		i += uint64(len(ents))
+	}
+	n.metrics.truncatedEntries.Add(float64(last - first + 1))
+	if len(ids) == 0 {
+		n.log.Info().Uint64("from_index", first).Uint64("to_index", last).Msg("replaced internal entries the new master lacks")
+		return
+	}
+	n.metrics.droppedMessages.Add(float64(len(ids)))
+	ev := n.log.Warn().Int("count", len(ids)).Uint64("from_index", first).Uint64("to_index", last)
+	if len(ids) <= 100 {
+		ev = ev.Uints64("message_ids", ids)
+	} else {
+		ev = ev.Uints64("first_message_ids", ids[:100])
+	}
+	ev.Msg("dropping messages the new master lacks (acknowledged below a majority at most, so allowed to be lost)")
 }
 
 // fatal handles a storage error: a node that cannot persist must not

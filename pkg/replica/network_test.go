@@ -310,3 +310,30 @@ func TestLeadershipTransfer(t *testing.T) {
 		t.Fatalf("leader after transfer = %q, want %q", got, to)
 	}
 }
+
+// A bootstrapping master whose sentinels have not started yet stays master
+// (nobody else could be) but refuses writes until a majority answers; once
+// the cluster formed, losing the majority makes it step down (CheckQuorum).
+func TestBootstrapMasterWaitsForItsSentinels(t *testing.T) {
+	nw := newNetwork(t, 3)
+	nw.down["n2"], nw.down["n3"] = true, true
+	nw.tick(50)
+	r := nw.nodes["n1"]
+	if r.Role() != Leader {
+		t.Fatalf("bootstrap master stepped down before its sentinels ever answered: %v", r.Role())
+	}
+	if _, _, err := r.Propose([]byte("x"), "", 0); err != ErrNoQuorum {
+		t.Fatalf("Propose without a quorum: err %v, want ErrNoQuorum", err)
+	}
+	delete(nw.down, "n2")
+	nw.tick(5)
+	if _, _, err := r.Propose([]byte("x"), "", 0); err != nil {
+		t.Fatalf("Propose with a quorum: %v", err)
+	}
+	nw.stabilize()
+	nw.down["n2"] = true
+	nw.tick(30)
+	if r.Role() == Leader {
+		t.Fatalf("master kept leadership after losing its majority")
+	}
+}

@@ -552,6 +552,19 @@ func (r *Replica) reset(term uint64) {
 	r.readsEarly = nil
 }
 
+// quorumFormed reports whether this master has heard from a majority of
+// voters (itself included) at least once in its term.
+func (r *Replica) quorumFormed() bool {
+	voters := r.Membership().Voters()
+	n := 0
+	for _, id := range voters {
+		if pr := r.prs[id]; id == r.id || (pr != nil && pr.RecentActive) {
+			n++
+		}
+	}
+	return n >= master.Majority(len(voters))
+}
+
 func (r *Replica) becomeFollower(term uint64, lead string) {
 	r.reset(term)
 	r.role = Follower
@@ -650,8 +663,11 @@ func (r *Replica) tickLeader() {
 		r.electionElapsed = 0
 		// CheckQuorum: a master that has not heard from a majority within an
 		// election timeout steps down, so an isolated master never keeps
-		// accepting writes.
-		if !r.QuorumActive() {
+		// accepting writes. The exception is the master that bootstrapped
+		// the cluster and has not yet heard from a majority at all (its
+		// sentinels are still starting): nobody else can be master then,
+		// and it refuses writes (ErrNoQuorum) until they answer.
+		if !r.QuorumActive() && (r.quorumFormed() || r.term > 1) {
 			r.becomeFollower(r.term, protocol.None)
 			return
 		}

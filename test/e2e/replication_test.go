@@ -121,3 +121,31 @@ func TestSlowSentinelDelaysOnlyWritesThatNeedIt(t *testing.T) {
 	}
 	t.Logf("w=2 took %v, w=3 took %v (delay %v)", fast, slow, delay)
 }
+
+// TestLinearizableReadsOnEveryNode: after a majority write is acknowledged,
+// a linearizable read on any node, sentinels included, shows it (it may not
+// yet be in a sentinel's local view: the read waits for it).
+func TestLinearizableReadsOnEveryNode(t *testing.T) {
+	c := newCluster(t, 3, map[string][]string{"node2": {"REPLICATION_DELAY=300ms"}})
+	c.startAll()
+	m := c.procs[c.master(10*time.Second)].url()
+	for i := 0; i < 5; i++ {
+		msg := fmt.Sprint("lin-", i)
+		if a := post(t, m, map[string]any{"message": msg, "writeConcern": "majority"}); a.Status != 200 {
+			t.Fatalf("insert: %+v", a)
+		}
+		for _, p := range c.procs {
+			got := getAll(t, p.url(), "?readConcern=linearizable")
+			if len(got) != i+1 || got[i].Message != msg {
+				t.Fatalf("%s: linearizable read after acknowledged %q shows %v", p.name, msg, messagesOf(got))
+			}
+		}
+	}
+	// The majority view never shows more than the linearizable one, nor
+	// anything uncommitted.
+	for _, p := range c.procs {
+		if got := getAll(t, p.url(), "?readConcern=majority"); len(got) > 5 {
+			t.Fatalf("%s: majority read shows %d messages, only 5 were written", p.name, len(got))
+		}
+	}
+}
