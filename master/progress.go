@@ -40,8 +40,8 @@ type Progress struct {
 	ProbeSent bool
 	// Inflight holds the last index of each append in flight (Replicate).
 	Inflight *Inflights
-	// RecentActive is set when the follower answered anything since the last
-	// CheckQuorum round.
+	// RecentActive is set once the follower has answered anything in this
+	// master's term.
 	RecentActive bool
 	// HeardTick is the tick of the last message from the follower.
 	HeardTick int64
