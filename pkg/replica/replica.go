@@ -710,10 +710,17 @@ func (r *Replica) campaign(pre, transfer bool) {
 		if id == r.id {
 			continue
 		}
-		r.afterPersist = append(r.afterPersist, protocol.Message{
+		m := protocol.Message{
 			Type: typ, From: r.id, To: id, Term: term,
 			Index: r.log.lastIndex(), LogTerm: r.log.lastTerm(), Context: ctx,
-		})
+		}
+		if pre {
+			// A pre-vote changes no state: it need not wait for a fsync,
+			// and every millisecond here widens the window for a split vote.
+			r.msgs = append(r.msgs, m)
+		} else {
+			r.afterPersist = append(r.afterPersist, m)
+		}
 	}
 }
 
@@ -1042,12 +1049,20 @@ func (r *Replica) send(m protocol.Message) {
 		r.afterPersist = append(r.afterPersist, m)
 	case m.Type == protocol.MsgApp, m.Type == protocol.MsgHeartbeat, m.Type == protocol.MsgTimeoutNow,
 		m.Type == protocol.MsgReadIndex, m.Type == protocol.MsgReadIndexResp,
+		m.Type == protocol.MsgPreVoteResp && !r.savedHSDirty(),
 		m.Type == protocol.MsgAppResp && r.cfg.Bugs.AckBeforePersist:
 		r.msgs = append(r.msgs, m)
 	default:
 		// Responses and votes speak for state that must be durable first.
 		r.afterPersist = append(r.afterPersist, m)
 	}
+}
+
+// savedHSDirty reports whether term or vote changed since the last Ready:
+// then even a pre-vote answer waits for the fsync, since it carries the new
+// term.
+func (r *Replica) savedHSDirty() bool {
+	return r.term != r.savedHS.Term || r.vote != r.savedHS.Vote
 }
 
 // sortedPeers lists follower ids in a fixed order, so that runs replay
