@@ -337,3 +337,123 @@ func TestBootstrapMasterWaitsForItsSentinels(t *testing.T) {
 		t.Fatalf("master kept leadership after losing its majority")
 	}
 }
+
+func (nw *network) addNode(id string) {
+	s := &MemStorage{}
+	nw.disks[id] = s
+	nw.ids = append(nw.ids, id)
+	nw.nodes[id] = New(testConfig(id, s, uint64(len(nw.ids))))
+}
+
+func withMember(cc protocol.Config, m protocol.Member) protocol.Config {
+	out := protocol.Config{Members: append([]protocol.Member(nil), cc.Members...)}
+	for i := range out.Members {
+		if out.Members[i].ID == m.ID {
+			out.Members[i] = m
+			return out
+		}
+	}
+	out.Members = append(out.Members, m)
+	return out
+}
+
+func withoutMember(cc protocol.Config, id string) protocol.Config {
+	var out protocol.Config
+	for _, m := range cc.Members {
+		if m.ID != id {
+			out.Members = append(out.Members, m)
+		}
+	}
+	return out
+}
+
+// Reference: Raft thesis §4.1 (one server at a time), §4.2.1 (learners
+// catch up before they vote), §4.2.2 (removing the leader).
+func TestJoinAsLearnerThenVoterThenRemoveMaster(t *testing.T) {
+	nw := newNetwork(t, 3)
+	nw.stabilize()
+	for i := 0; i < 20; i++ {
+		nw.propose("n1", fmt.Sprintf("old-%d", i))
+	}
+	nw.stabilize()
+	nw.addNode("n4")
+	r := nw.nodes["n1"]
+	next := withMember(r.Membership(), protocol.Member{ID: "n4", GRPC: "n4:9090"})
+	if _, err := r.ProposeConfChange(next); err != nil {
+		t.Fatalf("add learner: %v", err)
+	}
+	// A second change while the first is uncommitted is refused.
+	if _, err := r.ProposeConfChange(withoutMember(next, "n3")); err != ErrChangePending {
+		t.Fatalf("second change while pending: %v, want ErrChangePending", err)
+	}
+	nw.tick(5)
+	if got := r.Voters(); got != 4 {
+		t.Fatalf("voters after the learner caught up = %d, want 4 (promoted)", got)
+	}
+	if got, want := messages(nw.disks["n4"]), messages(nw.disks["n1"]); !slices.Equal(got, want) {
+		t.Fatalf("n4 holds %d messages, master %d", len(got), len(want))
+	}
+	// Two changes at once are refused.
+	two := withoutMember(withoutMember(r.Membership(), "n2"), "n3")
+	if _, err := r.ProposeConfChange(two); err == nil {
+		t.Fatal("removing two members at once was accepted")
+	}
+	// Remove the master itself: it hands over and steps down.
+	if _, err := r.ProposeConfChange(withoutMember(r.Membership(), "n1")); err != nil {
+		t.Fatalf("remove master: %v", err)
+	}
+	nw.tick(40)
+	lead := nw.leader()
+	if lead == "" || lead == "n1" {
+		t.Fatalf("leader after removing n1 = %q", lead)
+	}
+	if got := nw.nodes[lead].Voters(); got != 3 {
+		t.Fatalf("voters after removing n1 = %d, want 3", got)
+	}
+	nw.propose(lead, "after")
+	nw.stabilize()
+	if got := nw.nodes[lead].Committed(); got != nw.nodes[lead].LastIndex() {
+		t.Fatalf("new master did not commit: %d of %d", got, nw.nodes[lead].LastIndex())
+	}
+}
+
+func TestRemovalRefusedWithoutLiveMajority(t *testing.T) {
+	nw := newNetwork(t, 3)
+	nw.stabilize()
+	nw.down["n3"] = true
+	nw.tick(15) // n3 silent for an election timeout
+	r := nw.nodes["n1"]
+	// Removing the live n2 would leave {n1, n3} with n3 dead: no live majority.
+	if _, err := r.ProposeConfChange(withoutMember(r.Membership(), "n2")); err != ErrNoLiveMajority {
+		t.Fatalf("remove n2 with n3 dead: %v, want ErrNoLiveMajority", err)
+	}
+	// Removing the dead n3 is fine.
+	if _, err := r.ProposeConfChange(withoutMember(r.Membership(), "n3")); err != nil {
+		t.Fatalf("remove dead n3: %v", err)
+	}
+}
+
+func TestForceReconfigure(t *testing.T) {
+	nw := newNetwork(t, 3)
+	nw.stabilize()
+	nw.propose("n1", "a")
+	nw.stabilize()
+	nw.down["n1"], nw.down["n2"] = true, true
+	nw.tick(40)
+	r := nw.nodes["n3"]
+	if nw.leader() != "" {
+		t.Fatal("a master without a majority")
+	}
+	if err := r.ForceReconfigure([]string{"n3"}); err != nil {
+		t.Fatal(err)
+	}
+	nw.stabilize()
+	if r.Role() != Leader || r.Voters() != 1 {
+		t.Fatalf("after force-reconfigure: role %v voters %d", r.Role(), r.Voters())
+	}
+	nw.propose("n3", "b")
+	nw.stabilize()
+	if got, want := messages(nw.disks["n3"]), []string{"1:a", "2:b"}; !slices.Equal(got, want) {
+		t.Fatalf("n3 holds %v, want %v", got, want)
+	}
+}

@@ -50,6 +50,13 @@ var (
 	ErrNoQuorum = errors.New("replica: master cannot reach a majority")
 	// ErrTransferring: leadership is being handed over.
 	ErrTransferring = errors.New("replica: leadership transfer in progress")
+	// ErrChangePending: a membership change is still uncommitted, or this
+	// master has not yet committed an entry of its own term (Raft's rule
+	// for safe single-server changes); try again shortly.
+	ErrChangePending = errors.New("replica: a membership change is in progress")
+	// ErrNoLiveMajority: after the change, the voters this master has heard
+	// from recently would not be a majority; the cluster would stall.
+	ErrNoLiveMajority = errors.New("replica: the new membership would have no live majority")
 )
 
 // Rand is the source of randomness for election timeouts. The runtime passes
@@ -282,13 +289,19 @@ func (r *Replica) matches() []uint64 {
 	return out
 }
 
-// AckIndex is the highest index held durably by at least w voters (the
-// master included). Valid on the master only; 0 elsewhere.
+// AckIndex is the highest index whose write concern w is met: held durably
+// by at least w voters (the master included) and, for w of a majority or
+// more, committed — so a write acknowledged with a majority is always in
+// every later read index. Valid on the master only; 0 elsewhere.
 func (r *Replica) AckIndex(w int) uint64 {
 	if r.role != Leader {
 		return 0
 	}
-	return master.AckIndex(r.matches(), w)
+	ack := master.AckIndex(r.matches(), w)
+	if w >= master.Majority(r.Voters()) {
+		ack = min(ack, r.log.committed)
+	}
+	return ack
 }
 
 // Acks is how many voters hold index durably (on the master).
@@ -445,6 +458,123 @@ func (r *Replica) Step(m protocol.Message) {
 	default:
 		r.stepFollower(m)
 	}
+}
+
+// ProposeConfChange proposes the membership next, which must differ from
+// the current one in exactly one member (master.CheckChange). Like every
+// membership entry it takes effect on every node as soon as it is in the
+// log; the caller waits for its commit. Returns the entry's index.
+func (r *Replica) ProposeConfChange(next protocol.Config) (uint64, error) {
+	switch {
+	case r.role != Leader:
+		return 0, ErrNotLeader
+	case r.leadTransferee != protocol.None:
+		return 0, ErrTransferring
+	case r.pendingConf():
+		return 0, ErrChangePending
+	}
+	if t, _ := r.log.Term(r.log.committed); t != r.term {
+		return 0, ErrChangePending
+	}
+	if _, err := master.CheckChange(r.Membership(), next); err != nil {
+		return 0, err
+	}
+	if !r.liveMajority(next) {
+		return 0, ErrNoLiveMajority
+	}
+	r.appendEntry(protocol.Entry{Type: protocol.EntryConfig, Data: protocol.EncodeConfig(next)})
+	return r.log.lastIndex(), nil
+}
+
+// pendingConf reports whether the latest membership entry is uncommitted.
+func (r *Replica) pendingConf() bool {
+	n := len(r.configs)
+	return n > 0 && r.configs[n-1].Index > r.log.committed
+}
+
+// liveMajority reports whether a majority of next's voters are this node or
+// followers heard from within an election timeout.
+func (r *Replica) liveMajority(next protocol.Config) bool {
+	voters := next.Voters()
+	n := 0
+	for _, id := range voters {
+		pr := r.prs[id]
+		if id == r.id || (pr != nil && pr.RecentActive && r.tick-pr.HeardTick <= int64(r.cfg.ElectionTicks)) {
+			n++
+		}
+	}
+	return n >= master.Majority(len(voters))
+}
+
+// maybePromote makes a learner that has caught up a voter (one at a time).
+func (r *Replica) maybePromote() {
+	if r.pendingConf() {
+		return
+	}
+	cur := r.Membership()
+	for _, m := range cur.Members {
+		pr := r.prs[m.ID]
+		if m.Voter || pr == nil || pr.Match == 0 || pr.Match < r.log.committed {
+			continue
+		}
+		next := protocol.Config{Members: append([]protocol.Member(nil), cur.Members...)}
+		for i := range next.Members {
+			if next.Members[i].ID == m.ID {
+				next.Members[i].Voter = true
+			}
+		}
+		if _, err := r.ProposeConfChange(next); err == nil {
+			return
+		}
+	}
+}
+
+// maybeStepDownRemoved: a master whose removal is committed hands over to
+// the most up-to-date voter and steps down.
+func (r *Replica) maybeStepDownRemoved() {
+	n := len(r.configs)
+	if r.role != Leader || n == 0 || r.configs[n-1].Index > r.log.committed || r.Membership().IsVoter(r.id) {
+		return
+	}
+	var best string
+	var bestMatch uint64
+	for _, id := range r.Membership().Voters() {
+		if pr := r.prs[id]; pr != nil && (best == protocol.None || pr.Match > bestMatch) {
+			best, bestMatch = id, pr.Match
+		}
+	}
+	if best != protocol.None && bestMatch == r.log.lastIndex() {
+		r.send(protocol.Message{To: best, Type: protocol.MsgTimeoutNow})
+	}
+	r.becomeFollower(r.term, protocol.None)
+}
+
+// ForceReconfigure is disaster recovery, run by an operator on a survivor
+// when a majority is gone for good: this node starts a new term as master of
+// a membership made of keep (which must include it), without asking
+// anyone. Entries only the lost nodes held are lost; the lost nodes must
+// never come back with their old data.
+func (r *Replica) ForceReconfigure(keep []string) error {
+	cur := r.Membership()
+	var next protocol.Config
+	self := false
+	for _, id := range keep {
+		m, ok := cur.Member(id)
+		if !ok {
+			return fmt.Errorf("replica: %q is not a member", id)
+		}
+		m.Voter = true
+		next.Members = append(next.Members, m)
+		self = self || id == r.id
+	}
+	if !self {
+		return fmt.Errorf("replica: the new membership must include this node (%s)", r.id)
+	}
+	r.becomeFollower(r.term+1, protocol.None)
+	r.vote = r.id
+	r.role = Candidate // the legal path into Leader
+	r.becomeLeaderWith(protocol.Entry{Type: protocol.EntryConfig, Data: protocol.EncodeConfig(next)})
+	return nil
 }
 
 // ReadIndex asks for a read index for a linearizable read identified by
@@ -679,6 +809,7 @@ func (r *Replica) tickLeader() {
 	if r.heartbeatElapsed >= r.cfg.HeartbeatTicks {
 		r.heartbeatElapsed = 0
 		r.bcastHeartbeat()
+		r.maybePromote()
 	}
 }
 
@@ -924,6 +1055,7 @@ func (r *Replica) maybeCommit() bool {
 	// counting replicas; earlier ones follow it.
 	if ci > r.log.committed && (r.log.mustTerm(ci) == r.term || r.cfg.Bugs.CommitPriorTerm) {
 		r.log.commitTo(ci)
+		defer r.maybeStepDownRemoved()
 		if early := r.readsEarly; len(early) > 0 && r.log.mustTerm(ci) == r.term {
 			r.readsEarly = nil
 			for _, m := range early {
@@ -1036,6 +1168,10 @@ func (r *Replica) appendLog(ents []protocol.Entry) {
 		// Members added by these entries are sent them, starting with the
 		// first of them.
 		r.syncProgress(first)
+		if r.role == Leader {
+			// New voters (or fewer) can make a larger index a majority's.
+			r.maybeCommit()
+		}
 	}
 }
 

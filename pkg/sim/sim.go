@@ -32,8 +32,9 @@ type Options struct {
 	// Per-tick probabilities of starting a fault.
 	Crash, Partition, Pause float64
 	// Propose is the per-tick probability of a client write, Read of a
-	// linearizable read at a random node.
-	Propose, Read float64
+	// linearizable read at a random node, Reconfigure of a membership
+	// change (remove a voter, or add a node back as a learner).
+	Propose, Read, Reconfigure float64
 	// Bugs plants protocol bugs (the simulator's self-test).
 	Bugs replica.Bugs
 	// Trace keeps a readable event log (printed on failure).
@@ -47,7 +48,7 @@ type Options struct {
 // ones the rare interleavings (Raft's Figure 8 needs several crashes in a
 // row at the right moments).
 func Defaults(seed uint64) Options {
-	o := Options{Seed: seed, Nodes: 3 + 2*int(seed%2), Ticks: 1500, Dup: 0.02, Pause: 0.003, Propose: 0.4, Read: 0.2}
+	o := Options{Seed: seed, Nodes: 3 + 2*int(seed%2), Ticks: 1500, Dup: 0.02, Pause: 0.003, Propose: 0.4, Read: 0.2, Reconfigure: 0.01}
 	switch (seed / 2) % 3 {
 	case 0:
 		o.Crash, o.Partition, o.Drop, o.MaxDelay = 0.004, 0.004, 0.05, 3
@@ -64,6 +65,7 @@ type Stats struct {
 	Elections, Crashes, Partitions, Pauses int
 	Proposed, Acked, AckedMajority         int
 	Reads, ReadsAnswered                   int
+	Reconfigs                              int
 	Delivered, Dropped                     int
 }
 
@@ -332,6 +334,9 @@ func (w *world) tick(faulty bool) error {
 	if faulty && w.rng.Float64() < w.opt.Read {
 		w.read()
 	}
+	if faulty && w.rng.Float64() < w.opt.Reconfigure {
+		w.reconfigure()
+	}
 	for _, n := range w.nodes {
 		if n.up && w.now >= n.pauseTill {
 			w.completeSyncs(n, faulty)
@@ -480,6 +485,53 @@ func (w *world) propose() {
 	w.stats.Proposed++
 	w.pending = append(w.pending, write{node: n.id, term: n.r.Term(), index: index, msgID: msgID, data: data, w: wc, held: map[string]bool{}})
 	w.logf("%s proposes %q as msg %d at index %d (term %d, w=%d)", n.id, data, msgID, index, n.r.Term(), wc)
+}
+
+// reconfigure has the master remove a random voter (keeping at least two)
+// or add a node that is not a member back as a learner, which it promotes
+// once caught up.
+func (w *world) reconfigure() {
+	var lead *node
+	for _, n := range w.nodes {
+		if n.up && w.now >= n.pauseTill && n.r.Role() == replica.Leader {
+			lead = n
+		}
+	}
+	if lead == nil {
+		return
+	}
+	cur := lead.r.Membership()
+	var next protocol.Config
+	var outsiders []string
+	for _, n := range w.nodes {
+		if _, ok := cur.Member(n.id); !ok {
+			outsiders = append(outsiders, n.id)
+		}
+	}
+	var what string
+	if len(outsiders) > 0 && (w.rng.IntN(2) == 0 || len(cur.Voters()) <= 2) {
+		id := outsiders[w.rng.IntN(len(outsiders))]
+		next = protocol.Config{Members: append(append([]protocol.Member(nil), cur.Members...), protocol.Member{ID: id, GRPC: id})}
+		what = "add learner " + id
+	} else {
+		voters := cur.Voters()
+		if len(voters) <= 2 {
+			return
+		}
+		id := voters[w.rng.IntN(len(voters))]
+		for _, m := range cur.Members {
+			if m.ID != id {
+				next.Members = append(next.Members, m)
+			}
+		}
+		what = "remove " + id
+	}
+	if _, err := lead.r.ProposeConfChange(next); err != nil {
+		w.logf("%s: %s refused: %v", lead.id, what, err)
+		return
+	}
+	w.stats.Reconfigs++
+	w.logf("%s proposes %s", lead.id, what)
 }
 
 // pendingRead is a linearizable read in flight: whatever index answers it
@@ -717,10 +769,14 @@ func (w *world) checkConverged() error {
 		return fmt.Errorf("no master after %d ticks of healing; %s", 400, w.describeNodes())
 	}
 	want := entriesOf(lead.r)
+	members := lead.r.Membership()
 	if lead.r.Committed() != uint64(len(want)) {
 		return fmt.Errorf("master %s committed %d of %d entries after healing; %s", lead.id, lead.r.Committed(), len(want), w.describeNodes())
 	}
 	for _, n := range w.nodes {
+		if _, ok := members.Member(n.id); !ok {
+			continue // removed: it is no longer sent anything
+		}
 		got := entriesOf(n.r)
 		if len(got) != len(want) {
 			return fmt.Errorf("%s holds %d entries after healing, master %s holds %d", n.id, len(got), lead.id, len(want))
