@@ -5,7 +5,7 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin/replog
 
-.PHONY: all build test test-unit test-sim test-e2e test-compose sim cluster proto bench bench-failover vet clean
+.PHONY: run-server all build test test-unit test-sim test-e2e test-compose sim cluster proto bench bench-failover vet clean
 
 all: build
 
@@ -45,6 +45,19 @@ test: vet test-unit test-sim test-e2e test-compose
 # processes; Ctrl-C stops all three. Data in ./data/.
 cluster: build
 	./scripts/cluster.sh
+
+# One server as a local process, the way the original users grew clusters:
+#   make run-server MODE=grpc SERVER_ID=server1 PORT=5555
+#   make run-server MODE=grpc SERVER_ID=server2 PORT=5556 PEERS=localhost:5555
+# Without PEERS it bootstraps a one-node cluster and is its master; with
+# PEERS it joins the running cluster. gRPC listens on PORT+10000, data in
+# ./data/SERVER_ID. (MODE=grpc is the only mode and may be left out.)
+SERVER_ID ?= server1
+PORT      ?= 5555
+PEERS     ?=
+run-server: build
+	ROLE=$(if $(PEERS),sentinel,master) SERVER_ID=$(SERVER_ID) PORT=$(PORT) GRPC_PORT=$$(( $(PORT) + 10000 )) \
+	  PEERS=$(PEERS) ADVERTISE_HOST=$${ADVERTISE_HOST:-127.0.0.1} DATA_DIR=$${DATA_DIR:-./data/$(SERVER_ID)} ./$(BIN)
 
 proto:
 	cd proto && $(GO) generate

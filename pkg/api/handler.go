@@ -131,6 +131,7 @@ func NewHandler(n Node, opts Options) http.Handler {
 			ErrorLog: promLogger{h.log}, ErrorHandling: promhttp.ContinueOnError,
 		}).ServeHTTP},
 	}
+	routes = append(routes, h.clusterRoutes()...)
 	allowed := map[string][]string{}
 	for _, rt := range routes {
 		allowed[rt.pattern] = append(allowed[rt.pattern], rt.method)

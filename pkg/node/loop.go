@@ -38,6 +38,9 @@ type waiter struct {
 	dup                bool
 	deadline           int64        // in ticks, once orphaned
 	done               chan outcome // buffered 1, written once
+	// commitSuffices: w was at most a majority of the voters when the write
+	// was proposed, so learning it committed is enough to answer success.
+	commitSuffices bool
 }
 
 type outcome struct {
@@ -104,6 +107,8 @@ func (n *Node) run() {
 			ch <- n.status()
 		case ch := <-n.transfc:
 			ch <- n.r.TransferLeadership("")
+		case c := <-n.confc:
+			n.handleConfChange(c)
 		case rr := <-n.readc:
 			if rr.ch == nil {
 				delete(n.readWaiters, rr.ctx)
@@ -143,6 +148,14 @@ func (n *Node) afterEvents() {
 	}
 	if len(rd.Entries) > 0 {
 		n.indexKeys(rd.Entries)
+		for _, e := range rd.Entries {
+			if e.Type == protocol.EntryConfig {
+				// New members' addresses, and N for write concerns.
+				n.syncPeers()
+				n.publish()
+				break
+			}
+		}
 	}
 	if rd.MustSaveHardState || len(rd.Entries) > 0 || len(rd.AfterPersist) > 0 {
 		b := &batch{entries: rd.Entries, after: rd.AfterPersist}
@@ -156,6 +169,9 @@ func (n *Node) afterEvents() {
 		n.tr.Send(rd.Messages...)
 	}
 	n.commit.Store(n.r.Committed())
+	if n.r.Leader() != protocol.None {
+		n.leaderSeen.Store(time.Now().UnixNano())
+	}
 
 	role := n.r.Role()
 	if role != n.lastRole || n.view.Load().term != n.r.Term() || n.view.Load().leader != n.r.Leader() {
@@ -213,7 +229,7 @@ func (n *Node) propose(p *proposal) {
 		if ref, ok := n.keys[p.key]; ok && n.r.Role() == replica.Leader {
 			term, _ := n.r.LogTerm(ref.index)
 			w := &waiter{index: ref.index, msgID: ref.msgID, term: term, w: p.w, dup: true, done: make(chan outcome, 1)}
-			n.waiters.add(w)
+			n.addWaiter(w)
 			p.accepted <- acceptance{w: w}
 			return
 		}
@@ -227,9 +243,16 @@ func (n *Node) propose(p *proposal) {
 		n.keys[p.key] = keyRef{index, msgID}
 	}
 	w := &waiter{index: index, msgID: msgID, term: n.r.Term(), w: p.w, done: make(chan outcome, 1)}
-	n.waiters.add(w)
+	n.addWaiter(w)
 	p.accepted <- acceptance{w: w}
 	n.metrics.inserts.Inc()
+}
+
+// addWaiter registers an insert (or membership change) waiting for its
+// write concern.
+func (n *Node) addWaiter(w *waiter) {
+	w.commitSuffices = w.w <= master.Majority(n.r.Voters())
+	n.waiters.add(w)
 }
 
 // releaseWaiters answers every waiter whose write concern is met.
@@ -259,11 +282,10 @@ func (n *Node) answer(w *waiter) {
 // master that their entries are committed. Only a write concern of at most
 // a majority can be judged that way.
 func (n *Node) orphanWaiters() {
-	maj := master.Majority(n.r.Voters())
 	deadline := n.r.Ticks() + 2*int64(n.electionTicksMax)
 	for k, q := range n.waiters {
 		for _, w := range q {
-			if w.w > maj {
+			if !w.commitSuffices {
 				w.done <- outcome{err: &api.OutcomeUnknownError{ID: w.msgID, Term: w.term, Code: "leadership_lost"}}
 				continue
 			}

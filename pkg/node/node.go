@@ -63,6 +63,9 @@ type Node struct {
 	cancelc  chan *waiter
 	transfc  chan chan string
 	readc    chan readRequest
+	confc    chan *confChange
+	// leaderSeen is when a master was last known (Unix nanoseconds).
+	leaderSeen atomic.Int64
 	// readWaiters are linearizable reads waiting for their read index
 	// (owned by the loop).
 	readWaiters map[uint64]chan uint64
@@ -105,6 +108,7 @@ func New(cfg config.Config, log zerolog.Logger) (*Node, error) {
 		cancelc:     make(chan *waiter, 1024),
 		transfc:     make(chan chan string),
 		readc:       make(chan readRequest, 256),
+		confc:       make(chan *confChange),
 		readWaiters: map[uint64]chan uint64{},
 		stopc:       make(chan struct{}),
 		keys:        map[string]keyRef{},
@@ -281,6 +285,10 @@ func (n *Node) Start() error {
 	})
 	n.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 
+	if len(n.cfg.Peers) > 0 && n.wal.LastIndex() == 0 && n.wal.HardState().IsEmpty() {
+		n.wg.Add(1)
+		go func() { defer n.wg.Done(); n.joinLoop() }()
+	}
 	n.wg.Add(3)
 	go func() { defer n.wg.Done(); n.run() }()
 	go func() { defer n.wg.Done(); n.runStorage() }()

@@ -176,6 +176,8 @@ type Replica struct {
 	// bootstrapping holds every message back until the bootstrap entry is
 	// durable.
 	bootstrapping bool
+	// leaving is set on a master that proposed its own removal.
+	leaving bool
 
 	msgs         []protocol.Message
 	afterPersist []protocol.Message
@@ -382,7 +384,7 @@ func (r *Replica) Propose(data []byte, key string, now int64) (index, msgID uint
 	switch {
 	case r.role != Leader:
 		return 0, 0, ErrNotLeader
-	case r.leadTransferee != protocol.None:
+	case r.leadTransferee != protocol.None, r.leaving:
 		return 0, 0, ErrTransferring
 	case !r.QuorumActive():
 		return 0, 0, ErrNoQuorum
@@ -483,6 +485,12 @@ func (r *Replica) ProposeConfChange(next protocol.Config) (uint64, error) {
 		return 0, ErrNoLiveMajority
 	}
 	r.appendEntry(protocol.Entry{Type: protocol.EntryConfig, Data: protocol.EncodeConfig(next)})
+	if !next.IsVoter(r.id) {
+		// Leaving: take no more writes, so that every write this master
+		// acknowledges is committed by the time its removal is, and it can
+		// answer them all before it steps down.
+		r.leaving = true
+	}
 	return r.log.lastIndex(), nil
 }
 
@@ -680,6 +688,7 @@ func (r *Replica) reset(term uint64) {
 	r.pendingSend = false
 	r.reads.Reset()
 	r.readsEarly = nil
+	r.leaving = false
 }
 
 // quorumFormed reports whether this master has heard from a majority of

@@ -59,6 +59,7 @@ func (p *proc) grpc() string { return fmt.Sprintf("127.0.0.1:%d", p.grpcPort) }
 type cluster struct {
 	t     *testing.T
 	procs []*proc
+	base  string // data and logs of processes added later
 }
 
 // freePorts reserves n distinct free TCP ports on loopback.
