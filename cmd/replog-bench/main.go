@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/replog/replog/pkg/client"
@@ -42,6 +43,7 @@ func main() {
 	wc := flag.String("w", "majority", "writeConcern: 1..N, majority or all")
 	size := flag.Int("size", 100, "message size in bytes")
 	asJSON := flag.Bool("json", false, "print one JSON line instead of text")
+	total := flag.Int64("n", 0, "stop after this many inserts in all (0: run for -d)")
 	flag.Parse()
 
 	var concern any = *wc
@@ -51,6 +53,7 @@ func main() {
 	c := client.New(*url)
 	msg := strings.Repeat("x", *size)
 
+	var done atomic.Int64
 	run := func(d time.Duration, record bool) result {
 		ctx, cancel := context.WithTimeout(context.Background(), d)
 		defer cancel()
@@ -63,6 +66,9 @@ func main() {
 			go func() {
 				defer wg.Done()
 				for ctx.Err() == nil {
+					if *total > 0 && done.Add(1) > *total {
+						return
+					}
 					t0 := time.Now()
 					_, err := c.Insert(context.Background(), client.InsertOptions{Message: msg, WriteConcern: concern})
 					if err != nil {
@@ -96,8 +102,11 @@ func main() {
 			P50ms: pct(0.50), P99ms: pct(0.99), Maxms: pct(1),
 		}
 	}
-	if *warm > 0 {
+	if *warm > 0 && *total == 0 {
 		run(*warm, false)
+	}
+	if *total > 0 && *dur == 10*time.Second {
+		*dur = 24 * time.Hour // -n bounds the run
 	}
 	r := run(*dur, true)
 	if *asJSON {

@@ -106,6 +106,12 @@ type MemberStatus struct {
 	Health  string `json:"health,omitempty"`
 	MatchID uint64 `json:"matchId"`
 	LagMs   int64  `json:"lagMs"`
+	// Behind is how many log entries the member lacks (on the master);
+	// CatchUpPerSec the rate it has been receiving them and EtaMs the time
+	// left at that rate, while it is behind.
+	Behind        uint64  `json:"behind"`
+	CatchUpPerSec float64 `json:"catchUpPerSec,omitempty"`
+	EtaMs         int64   `json:"etaMs,omitempty"`
 }
 
 // ErrNoLeader: no master is known right now (an election is under way or the

@@ -326,6 +326,11 @@ func (n *Node) status() api.Status {
 			ms.MatchID = n.msgIDAt(pr.Match)
 			if pr.Match < r.LastIndex() {
 				ms.LagMs = (r.Ticks() - pr.CaughtUpTick) * n.tick.Milliseconds()
+				ms.Behind = r.LastIndex() - pr.Match
+				if s := n.catchUp[m.ID]; s.rate > 0 {
+					ms.CatchUpPerSec = s.rate
+					ms.EtaMs = int64(float64(ms.Behind) / s.rate * 1000)
+				}
 			}
 		} else if m.ID == n.id && r.Role() == replica.Leader {
 			ms.Health = string(master.Healthy)

@@ -77,6 +77,9 @@ func (n *Node) run() {
 		select {
 		case <-ticker.C:
 			n.r.Tick()
+			if n.r.Ticks()%int64(time.Second/n.tick) == 0 {
+				n.sampleCatchUp()
+			}
 		case msgs := <-n.recvc:
 			n.step(msgs)
 			// Drain what else arrived, so one Ready covers it all.
@@ -323,5 +326,44 @@ func errorFor(err error) error {
 		return api.ErrNoQuorum
 	default:
 		return err
+	}
+}
+
+// catchUpSample is a follower's match index at one moment, and the rate
+// it has been growing at.
+type catchUpSample struct {
+	match uint64
+	at    time.Time
+	rate  float64 // entries per second
+}
+
+// sampleCatchUp measures, once a second, how fast each follower receives
+// the log, and logs the progress of those far behind (a new member
+// streaming a large log).
+func (n *Node) sampleCatchUp() {
+	if n.r.Role() != replica.Leader {
+		clear(n.catchUp)
+		return
+	}
+	now := time.Now()
+	last := n.r.LastIndex()
+	for _, m := range n.r.Membership().Members {
+		pr := n.r.Progress(m.ID)
+		if pr == nil {
+			continue
+		}
+		prev, ok := n.catchUp[m.ID]
+		s := catchUpSample{match: pr.Match, at: now}
+		if ok && pr.Match >= prev.match {
+			s.rate = float64(pr.Match-prev.match) / now.Sub(prev.at).Seconds()
+		}
+		n.catchUp[m.ID] = s
+		if behind := last - pr.Match; behind > 10000 && n.r.Ticks()%int64(5*time.Second/n.tick) == 0 {
+			ev := n.log.Info().Str("member", m.ID).Bool("voter", m.Voter).Uint64("behind", behind).Float64("entries_per_sec", s.rate)
+			if s.rate > 0 {
+				ev = ev.Dur("eta", time.Duration(float64(behind)/s.rate*float64(time.Second)))
+			}
+			ev.Msg("member catching up")
+		}
 	}
 }

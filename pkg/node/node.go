@@ -64,6 +64,8 @@ type Node struct {
 	transfc  chan chan string
 	readc    chan readRequest
 	confc    chan *confChange
+	// catchUp samples each follower's match once a second (loop only).
+	catchUp map[string]catchUpSample
 	// leaderSeen is when a master was last known (Unix nanoseconds).
 	leaderSeen atomic.Int64
 	// readWaiters are linearizable reads waiting for their read index
@@ -113,6 +115,7 @@ func New(cfg config.Config, log zerolog.Logger) (*Node, error) {
 		stopc:       make(chan struct{}),
 		keys:        map[string]keyRef{},
 		waiters:     waitSet{},
+		catchUp:     map[string]catchUpSample{},
 		store:       newStoreQueue(),
 	}
 	n.tick, n.hbTick = tickFor(cfg.HeartbeatInterval)
