@@ -27,16 +27,20 @@ start master 38180 39190 ROLE=master SENTINELS=127.0.0.1:39191,127.0.0.1:39192
 start s1 38181 39191
 start s2 38182 39192
 for i in $(seq 100); do curl -sf localhost:38180/status | grep -q '"role":"master"' && break; sleep 0.1; done
+curl -sf localhost:38180/status | grep -q '"role":"master"' || { echo "catchup-bench: no master" >&2; tail "$dir"/*.log >&2; exit 1; }
 t0=$(date +%s.%N)
-bin/replog-bench -url http://127.0.0.1:38180 -c 256 -w 1 -size 100 -n "$MESSAGES" -warmup 0
+bin/replog-bench -url http://127.0.0.1:38180 -c 256 -w 1 -size 100 -n "$MESSAGES" -warmup 0 ||
+  { echo "catchup-bench: loading failed" >&2; tail -5 "$dir"/master.log >&2; exit 1; }
 t1=$(date +%s.%N)
 echo "# loaded $MESSAGES messages in $(awk -v a="$t0" -v b="$t1" "BEGIN{printf \"%.1f\", b-a}") s; data on the master: $(du -sh "$dir/master" | cut -f1)"
 echo "# before the join: majority writes, c=64, 10 s"
 bin/replog-bench -url http://127.0.0.1:38180 -c 64 -w majority -size 100 -d 10s
 echo "# a fourth node joins with PEERS, under the same load"
-bin/replog-bench -url http://127.0.0.1:38180 -c 64 -w majority -size 100 -d 60s -warmup 0 > "$dir/during.txt" &
+inserts() { curl -sf localhost:38180/metrics | awk '$1=="replog_inserts_total"{print $2}'; }
+bin/replog-bench -url http://127.0.0.1:38180 -c 64 -w majority -size 100 -d 600s -warmup 0 > "$dir/during.txt" &
 bench=$!
 sleep 1
+i0=$(inserts)
 j0=$(date +%s.%N)
 start joiner 38183 39193 PEERS=127.0.0.1:38180
 voter=""
@@ -45,8 +49,10 @@ for i in $(seq 1200); do
   sleep 0.1
 done
 j1=$(date +%s.%N)
-wait $bench || true
+i1=$(inserts)
+kill -INT $bench 2>/dev/null || true
+wait $bench 2>/dev/null || true
 if [ -z "$voter" ]; then echo "catchup-bench: the joiner did not become a voter in 120 s" >&2; tail -20 "$dir/joiner.log" >&2; exit 1; fi
 echo "# joiner became a voter $(awk -v a="$j0" -v b="$j1" "BEGIN{printf \"%.1f\", b-a}") s after it started"
-echo "# during the catch-up (60 s window that includes it): $(cat "$dir/during.txt")"
+echo "# master's majority-write throughput during the catch-up: $(awk -v a="$i0" -v b="$i1" -v s="$j0" -v e="$j1" 'BEGIN{printf "%.0f", (b-a)/(e-s)}') inserts/s"
 grep -h '"member catching up"' "$dir/master.log" | tail -3 || true
