@@ -17,9 +17,6 @@ import (
 
 var _ api.Node = (*Node)(nil)
 
-// errStopped: the node is shutting down.
-var errStopped = errors.New("node: stopped")
-
 // Voters implements api.Node.
 func (n *Node) Voters() int { return int(n.voters.Load()) }
 

@@ -225,15 +225,6 @@ func (m Message) Describe() string {
 	return b.String()
 }
 
-// IsResponse reports whether t answers another message.
-func (t MessageType) IsResponse() bool {
-	switch t {
-	case MsgAppResp, MsgVoteResp, MsgPreVoteResp, MsgHeartbeatResp, MsgReadIndexResp:
-		return true
-	}
-	return false
-}
-
 // LogView is the read-only view of a log that the role rules in master/ and
 // sentinel/ need. Term returns false for an index the log does not hold;
 // Term(0) is (0, true).
