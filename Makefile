@@ -5,7 +5,7 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin/replog
 
-.PHONY: run-server all build test test-unit test-sim test-e2e test-compose sim cluster proto bench bench-failover vet clean
+.PHONY: run-server all build test test-unit test-sim test-e2e test-compose sim cluster proto bench bench-failover bench-catchup vet clean
 
 all: build
 
@@ -65,6 +65,11 @@ proto:
 # Throughput and latency of a 3-node loopback cluster (FSYNC=always).
 bench: build
 	./scripts/bench.sh
+
+# A new member joins a log of MESSAGES (1,000,000) messages of 100 bytes
+# under a steady majority writer: time to voter, throughput before/during.
+bench-catchup: build
+	MESSAGES=$${MESSAGES:-1000000} ./scripts/catchup-bench.sh
 
 # kill -9 the master 20 times under a steady writer; time to the next write.
 bench-failover: build

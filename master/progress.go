@@ -51,9 +51,10 @@ type Progress struct {
 }
 
 // NewProgress returns the progress of a follower about which nothing is known
-// yet: probing from next.
-func NewProgress(next uint64, window int, tick int64) *Progress {
-	return &Progress{Next: next, Inflight: NewInflights(window), HeardTick: tick, CaughtUpTick: tick}
+// yet: probing from next. window bounds the appends in flight, windowBytes
+// (0: no bound) the bytes of entries they carry.
+func NewProgress(next uint64, window, windowBytes int, tick int64) *Progress {
+	return &Progress{Next: next, Inflight: NewInflights(window, windowBytes), HeardTick: tick, CaughtUpTick: tick}
 }
 
 // BecomeProbe resets to probing from Match+1.
@@ -87,13 +88,14 @@ func (p *Progress) MaybeUpdate(n uint64) bool {
 	return updated
 }
 
-// SentEntries records that an append ending at last went out.
-func (p *Progress) SentEntries(last uint64, n int) {
+// SentEntries records that an append of n entries (bytes in all) ending at
+// last went out.
+func (p *Progress) SentEntries(last uint64, n, bytes int) {
 	switch p.State {
 	case Replicate:
 		if n > 0 {
 			p.Next = last + 1
-			p.Inflight.Add(last)
+			p.Inflight.Add(last, bytes)
 		}
 	case Probe:
 		p.ProbeSent = true
@@ -137,52 +139,70 @@ func (p *Progress) String() string {
 	return fmt.Sprintf("%s match=%d next=%d inflight=%d", p.State, p.Match, p.Next, p.Inflight.Count())
 }
 
-// Inflights is a bounded FIFO of the last indexes of appends in flight.
+// Inflights is a bounded FIFO of the appends in flight: their last indexes
+// and sizes. It is full at size appends, or once the bytes in flight reach
+// maxBytes: a follower far behind (a new member streaming a large log) then
+// gets a few full appends at a time rather than the whole log at once, so
+// the master reads it from disk in small steps between client requests.
 type Inflights struct {
-	buf   []uint64
-	start int
-	count int
+	buf      []inflight
+	start    int
+	count    int
+	bytes    int
+	maxBytes int // 0: no bound
 }
 
-// NewInflights returns a window of the given size (>= 1).
-func NewInflights(size int) *Inflights {
+type inflight struct {
+	last  uint64
+	bytes int
+}
+
+// NewInflights returns a window of size appends (>= 1) and maxBytes bytes
+// (0: no bound on bytes).
+func NewInflights(size, maxBytes int) *Inflights {
 	if size < 1 {
 		size = 1
 	}
-	return &Inflights{buf: make([]uint64, size)}
+	return &Inflights{buf: make([]inflight, size), maxBytes: max(maxBytes, 0)}
 }
 
 // Add records an append in flight. It panics when the window is full: the
 // caller must check Full first.
-func (in *Inflights) Add(last uint64) {
+func (in *Inflights) Add(last uint64, bytes int) {
 	if in.Full() {
 		panic("master: inflights full")
 	}
-	in.buf[(in.start+in.count)%len(in.buf)] = last
+	in.buf[(in.start+in.count)%len(in.buf)] = inflight{last, bytes}
 	in.count++
+	in.bytes += bytes
 }
 
 // FreeLE frees every in-flight append ending at or below to.
 func (in *Inflights) FreeLE(to uint64) {
-	for in.count > 0 && in.buf[in.start] <= to {
-		in.start = (in.start + 1) % len(in.buf)
-		in.count--
+	for in.count > 0 && in.buf[in.start].last <= to {
+		in.FreeFirst()
 	}
 }
 
 // FreeFirst frees the oldest append in flight.
 func (in *Inflights) FreeFirst() {
 	if in.count > 0 {
+		in.bytes -= in.buf[in.start].bytes
 		in.start = (in.start + 1) % len(in.buf)
 		in.count--
 	}
 }
 
 // Full reports whether the window is full.
-func (in *Inflights) Full() bool { return in.count == len(in.buf) }
+func (in *Inflights) Full() bool {
+	return in.count == len(in.buf) || (in.maxBytes > 0 && in.bytes >= in.maxBytes)
+}
 
 // Count is the number of appends in flight.
 func (in *Inflights) Count() int { return in.count }
 
+// Bytes is the size of the entries in flight.
+func (in *Inflights) Bytes() int { return in.bytes }
+
 // Reset empties the window.
-func (in *Inflights) Reset() { in.start, in.count = 0, 0 }
+func (in *Inflights) Reset() { in.start, in.count, in.bytes = 0, 0, 0 }

@@ -36,7 +36,9 @@ echo "# loaded $MESSAGES messages in $(awk -v a="$t0" -v b="$t1" "BEGIN{printf \
 echo "# before the join: majority writes, c=64, 10 s"
 bin/replog-bench -url http://127.0.0.1:38180 -c 64 -w majority -size 100 -d 10s
 echo "# a fourth node joins with PEERS, under the same load"
-inserts() { curl -sf localhost:38180/metrics | awk '$1=="replog_inserts_total"{print $2}'; }
+# The master's last message id (exact; the metrics page prints large
+# counters in floating point).
+inserts() { curl -sf localhost:38180/status | grep -o '"lastId":[0-9]*' | cut -d: -f2; }
 bin/replog-bench -url http://127.0.0.1:38180 -c 64 -w majority -size 100 -d 600s -warmup 0 > "$dir/during.txt" &
 bench=$!
 sleep 1
@@ -50,9 +52,10 @@ for i in $(seq 1200); do
 done
 j1=$(date +%s.%N)
 i1=$(inserts)
-kill -INT $bench 2>/dev/null || true
+kill -TERM $bench 2>/dev/null || true  # (a background job ignores SIGINT)
 wait $bench 2>/dev/null || true
 if [ -z "$voter" ]; then echo "catchup-bench: the joiner did not become a voter in 120 s" >&2; tail -20 "$dir/joiner.log" >&2; exit 1; fi
 echo "# joiner became a voter $(awk -v a="$j0" -v b="$j1" "BEGIN{printf \"%.1f\", b-a}") s after it started"
 echo "# master's majority-write throughput during the catch-up: $(awk -v a="$i0" -v b="$i1" -v s="$j0" -v e="$j1" 'BEGIN{printf "%.0f", (b-a)/(e-s)}') inserts/s"
+echo "# the load generator over the same window: $(cat "$dir/during.txt")"
 grep -h '"member catching up"' "$dir/master.log" | tail -3 || true

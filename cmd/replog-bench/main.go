@@ -12,11 +12,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/replog/replog/pkg/client"
@@ -53,9 +55,15 @@ func main() {
 	c := client.New(*url)
 	msg := strings.Repeat("x", *size)
 
+	// SIGINT or SIGTERM ends the run early; what was measured is printed.
+	// (A script's background job starts with SIGINT ignored; Notify undoes
+	// that, and SIGTERM works either way.)
+	stopped, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
 	var done atomic.Int64
 	run := func(d time.Duration, record bool) result {
-		ctx, cancel := context.WithTimeout(context.Background(), d)
+		ctx, cancel := context.WithTimeout(stopped, d)
 		defer cancel()
 		lat := make([][]time.Duration, *conc)
 		errs := make([]int, *conc)

@@ -176,6 +176,7 @@ func (n *Node) recover() (replica.Config, error) {
 		MaxMissedHeartbeats: cfg.MaxMissedHeartbeats,
 		MaxMsgBytes:         1 << 20,
 		MaxInflight:         256,
+		MaxInflightBytes:    8 << 20,
 		Rand:                rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))),
 	}
 	last := n.wal.LastIndex()

@@ -95,7 +95,12 @@ type Config struct {
 	MaxMsgBytes int
 	// MaxInflight bounds the appends in flight to one follower.
 	MaxInflight int
-	Rand        Rand
+	// MaxInflightBytes bounds the bytes of entries in flight to one
+	// follower (0: 8 MiB; negative: no bound). It is what keeps streaming a
+	// large log to a new member from stalling the master: each answer lets
+	// about MaxMsgBytes more go out.
+	MaxInflightBytes int
+	Rand             Rand
 	// Bugs plants known protocol bugs. Only the simulator's self-test sets
 	// it, to prove the simulator catches them; production leaves it zero.
 	Bugs Bugs
@@ -197,6 +202,9 @@ func New(c Config) *Replica {
 	}
 	if c.MaxInflight <= 0 {
 		c.MaxInflight = 256
+	}
+	if c.MaxInflightBytes == 0 {
+		c.MaxInflightBytes = 8 << 20
 	}
 	if c.MaxMissedHeartbeats <= 0 {
 		c.MaxMissedHeartbeats = 3
@@ -767,7 +775,7 @@ func (r *Replica) syncProgress(next uint64) {
 		}
 		members[m.ID] = true
 		if r.prs[m.ID] == nil {
-			r.prs[m.ID] = master.NewProgress(next, r.cfg.MaxInflight, r.tick)
+			r.prs[m.ID] = master.NewProgress(next, r.cfg.MaxInflight, r.cfg.MaxInflightBytes, r.tick)
 		}
 	}
 	for id := range r.prs {
@@ -1131,7 +1139,11 @@ func (r *Replica) maybeSendAppendEmpty(to string, sendIfEmpty bool) bool {
 		Entries: ents, Commit: r.log.committed,
 	})
 	sentLast := prev + uint64(len(ents))
-	pr.SentEntries(sentLast, len(ents))
+	bytes := 0
+	for _, e := range ents {
+		bytes += e.Size()
+	}
+	pr.SentEntries(sentLast, len(ents), bytes)
 	return len(ents) > 0 && pr.State == master.Replicate
 }
 

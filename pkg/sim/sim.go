@@ -196,7 +196,7 @@ func Run(opt Options) (res Result) {
 func (w *world) replicaConfig(n *node) replica.Config {
 	return replica.Config{
 		ID: n.id, Storage: n.disk, HeartbeatTicks: 2, ElectionTicks: 10, ElectionTicksMax: 20,
-		MaxMissedHeartbeats: 3, MaxMsgBytes: 100, MaxInflight: 8,
+		MaxMissedHeartbeats: 3, MaxMsgBytes: 100, MaxInflight: 8, MaxInflightBytes: 250,
 		Rand: rand.New(rand.NewPCG(w.rng.Uint64(), 1)), Bugs: w.opt.Bugs,
 	}
 }
