@@ -1,11 +1,11 @@
 # replog — common tasks. `make cluster` starts a local 3-node cluster;
-# `make test` runs every test (unit, real-process, and the compose test when a
-# Docker engine answers).
+# `make test` runs every test (unit, simulator, real-process, the compose
+# scenario and the bounded chaos pass; the Docker parts when an engine answers).
 SHELL := /bin/bash
 GO    ?= go
 BIN   := bin/replog
 
-.PHONY: run-server all build test test-unit test-sim test-e2e test-compose sim cluster proto bench bench-failover bench-catchup vet clean
+.PHONY: run-server all build test test-unit test-sim test-e2e test-compose test-chaos chaos sim cluster proto bench bench-failover bench-catchup vet clean
 
 all: build
 
@@ -39,7 +39,22 @@ test-e2e:
 test-compose:
 	./scripts/compose-test.sh
 
-test: vet test-unit test-sim test-e2e test-compose
+# The bounded chaos pass (docs/reliability.md), a few minutes: a 3- and a
+# 5-node process cluster through every fault kind twice (network faults in
+# namespaces when root), the compose cluster through docker kill, pause and
+# network disconnect, any two of five down, two of three down, and the
+# harness against a build with a planted bug.
+CHAOS_QUICK := TestChaosQuick|TestChaosCompose|TestChaosAnyTwoOfFive|TestChaosTwoOfThreeDown|TestChaosFindsPlantedBug
+test-chaos:
+	$(GO) test -tags chaos -count=1 -timeout 30m ./test/chaos/ -run '^($(CHAOS_QUICK))$$'
+
+# The long chaos run: seeds back to back for CHAOS_DURATION, then a table
+# (runs, operations, faults by kind, writes lost, linearizability verdicts).
+CHAOS_DURATION ?= 30m
+chaos:
+	$(GO) test -tags chaos -count=1 -timeout 0 ./test/chaos/ -run '^TestChaosLong$$' -duration $(CHAOS_DURATION) -v
+
+test: vet test-unit test-sim test-e2e test-compose test-chaos
 
 # Master on 8080/9090, sentinels on 8081/9091 and 8082/9092, as local
 # processes; Ctrl-C stops all three. Data in ./data/.

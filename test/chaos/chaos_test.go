@@ -20,13 +20,9 @@ func TestChaosQuick(t *testing.T) {
 	t.Logf("seed %d (replay the pass with -seed %d)", seed, seed)
 	for k, n := range []int{3, 5} {
 		t.Run(fmt.Sprintf("nodes%d", n), func(t *testing.T) {
-			withNet, _ := labAvailable()
-			kinds, _ := availableFaults(runSpec{}, withNet)
+			kinds, _ := availableFaults(runSpec{}, backendCaps(runSpec{}))
 			r := runChaos(t, runSpec{nodes: n, seed: seed + int64(k), faults: 2 * len(kinds), bin: binary, label: fmt.Sprintf("quick-n%d", n)})
 			report(t, r)
-			for _, s := range r.skipped {
-				t.Logf("SKIP fault %s: needs root and ip netns", s)
-			}
 		})
 	}
 }
@@ -37,32 +33,47 @@ func TestChaosReplay(t *testing.T) {
 	if *seedFlag == 0 {
 		t.Skip("replay needs -seed N (and -nodes, -faults as printed by the failure)")
 	}
-	faults := *faultsFlag
-	if faults == 0 {
-		withNet, _ := labAvailable()
-		kinds, _ := availableFaults(runSpec{}, withNet)
-		faults = len(kinds)
+	spec := runSpec{nodes: *nodesFlag, seed: *seedFlag, faults: *faultsFlag, bin: binary, compose: *composeFlag, label: fmt.Sprintf("replay-n%d", *nodesFlag)}
+	if spec.faults == 0 {
+		kinds, _ := availableFaults(spec, backendCaps(spec))
+		spec.faults = len(kinds)
 	}
-	report(t, runChaos(t, runSpec{nodes: *nodesFlag, seed: *seedFlag, faults: faults, bin: binary, label: fmt.Sprintf("replay-n%d", *nodesFlag)}))
+	if spec.compose {
+		requireCompose(t)
+	}
+	report(t, runChaos(t, spec))
 }
 
-// TestChaosLong keeps running seeds (3 and 5 nodes alternately, 7 to 14
-// faults each) for -duration, then prints a summary table.
+// TestChaosLong keeps running seeds for -duration, then prints a summary
+// table: process clusters of 3 and 5 nodes alternately (7 to 14 faults
+// each), and, when a Docker engine answers, every third run against the
+// compose cluster (3 and 5 containers alternately).
 func TestChaosLong(t *testing.T) {
 	if *duration <= 0 {
 		t.Skip("TestChaosLong runs with -duration (e.g. -duration 30m -timeout 0)")
 	}
 	seed := baseSeed()
+	withCompose, why := composeAvailable()
+	if !withCompose {
+		t.Logf("SKIP compose runs: %s", why)
+	}
 	t.Logf("seed %d, duration %v", seed, *duration)
 	deadline := time.Now().Add(*duration)
-	withNet, _ := labAvailable()
-	kinds, _ := availableFaults(runSpec{}, withNet)
 	var results []runResult
 	t0 := time.Now()
-	for i := 0; time.Now().Before(deadline); i++ {
-		n := []int{3, 5}[i%2]
+	for i, nc := 0, 0; time.Now().Before(deadline); i++ {
 		s := seed + int64(i)
-		spec := runSpec{nodes: n, seed: s, faults: len(kinds) + int(s%8), bin: binary, label: fmt.Sprintf("long-n%d", n)}
+		spec := runSpec{nodes: []int{3, 5}[i%2], seed: s, bin: binary}
+		if withCompose && i%3 == 2 {
+			spec.compose, spec.nodes = true, []int{3, 5}[nc%2]
+			nc++
+		}
+		kinds, _ := availableFaults(spec, backendCaps(spec))
+		spec.faults = len(kinds) + int(s%8)
+		spec.label = fmt.Sprintf("long-n%d", spec.nodes)
+		if spec.compose {
+			spec.label = fmt.Sprintf("long-compose-n%d", spec.nodes)
+		}
 		r := runChaos(t, spec)
 		report(t, r)
 		results = append(results, r)
@@ -78,7 +89,9 @@ func summary(rs []runResult, took time.Duration) string {
 	linHow := map[string]int{}
 	var majAcked, majLost, w1Acked, w1Lost, unknown, failed, localStale int
 	var failedSeeds []string
+	runs := map[string]int{}
 	for _, r := range rs {
+		runs[fmt.Sprintf("%s, %d nodes", map[bool]string{false: "processes", true: "compose"}[r.spec.compose], r.spec.nodes)]++
 		ops += r.ops
 		for k, n := range r.faults {
 			faults[k] += n
@@ -94,7 +107,7 @@ func summary(rs []runResult, took time.Duration) string {
 		localStale += v.localStale
 		if len(v.failures) > 0 {
 			failed++
-			failedSeeds = append(failedSeeds, fmt.Sprintf("%d(n%d)", r.spec.seed, r.spec.nodes))
+			failedSeeds = append(failedSeeds, fmt.Sprintf("%d(n%d%s)", r.spec.seed, r.spec.nodes, map[bool]string{true: ",compose"}[r.spec.compose]))
 		}
 	}
 	var b strings.Builder
@@ -102,6 +115,14 @@ func summary(rs []runResult, took time.Duration) string {
 	fmt.Fprintf(&b, "| %-44s | %s |\n|%s|---|\n", "chaos summary", "value", strings.Repeat("-", 46))
 	row("wall time", took.Round(time.Second))
 	row("runs (failed)", fmt.Sprintf("%d (%d)", len(rs), failed))
+	var kinds []string
+	for k := range runs {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		row("runs: "+k, runs[k])
+	}
 	row("operations", ops)
 	var names []string
 	for k := range faults {

@@ -47,17 +47,14 @@ func (v *verdict) failf(format string, args ...any) {
 // and waits until every node holds the same log, all of it committed. It
 // returns that log.
 func converge(ctx context.Context, c *cluster, w *workload, v *verdict) []logMsg {
-	if c.lab != nil {
-		if err := c.lab.healAll(); err != nil {
+	if c.net != nil {
+		if err := c.net.healAll(); err != nil {
 			v.failf("heal network: %v", err)
 		}
 	}
 	for i := range c.nodes {
-		c.nodes[i].mu.Lock()
-		paused := c.nodes[i].paused
-		c.nodes[i].mu.Unlock()
-		if paused {
-			c.signal(i, 18) // SIGCONT
+		if c.paused(i) {
+			c.resume(i)
 		}
 	}
 	if err := c.startAndWait(ctx, c.all()...); err != nil {

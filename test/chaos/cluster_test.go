@@ -7,159 +7,97 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 )
 
-// node is one replog process of a chaos cluster.
+// node is one replog server of a chaos cluster, however it runs.
 type node struct {
 	idx      int
 	name     string
-	host     string // the address the test and the other nodes reach it at
-	httpPort int
-	grpcPort int
-	env      []string
-	dataDir  string
-	logPath  string
-
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
-	paused bool
+	base     string // http://host:port, where the test reaches it
+	memberID string // the id the other members know it by
 }
 
-func (n *node) url() string  { return "http://" + net.JoinHostPort(n.host, strconv.Itoa(n.httpPort)) }
-func (n *node) grpc() string { return net.JoinHostPort(n.host, strconv.Itoa(n.grpcPort)) }
+func (n *node) url() string { return n.base }
 
-// cluster is a set of replog processes, on loopback or in a netlab.
+// nodeState is what a runner knows of one node.
+type nodeState int
+
+const (
+	stateDown    nodeState = iota // not running, as the harness left it
+	stateUp                       // running
+	statePaused                   // SIGSTOPped / docker paused
+	stateCrashed                  // ended without the harness stopping it
+)
+
+// runner starts, stops and freezes the nodes: local processes (procRunner,
+// on loopback or in the netlab) or the containers of a docker-compose
+// project (composeRunner).
+type runner interface {
+	// start launches node i (again, after a kill) with its configuration
+	// and data, without waiting for it; a running node is left alone.
+	start(i int) error
+	// kill stops node i at once (SIGKILL) and returns once it is gone.
+	kill(i int)
+	pause(i int) error  // SIGSTOP
+	resume(i int) error // SIGCONT
+	// state is node i's state and, for a crashed node, how it ended.
+	state(i int) (nodeState, string)
+	copyLogs(dir string)
+	stopAll()
+}
+
+// netCaps are the network faults a network can make.
+type netCaps uint8
+
+const (
+	capIsolate netCaps = 1 << iota // cut a node off from everyone
+	capFilter                      // drop packets between chosen nodes, one way or both
+)
+
+// network cuts links between the nodes (the netlab, or docker networks).
+type network interface {
+	caps() netCaps
+	// isolate cuts node i off from everyone, the test's clients included.
+	isolate(i int) error
+	// drop makes node i drop packets from (and, if both, to) the peers;
+	// the test's clients still reach every node.
+	drop(i int, peers []int, both bool) error
+	// healAll undoes every cut.
+	healAll() error
+}
+
+// cluster is a set of replog servers under test.
 type cluster struct {
-	bin   string
-	dir   string
-	lab   *netlab // nil: loopback, no network faults
 	nodes []*node
+	run   runner
+	net   network // nil: no network faults
 	logf  func(format string, args ...any)
 }
 
-// newCluster prepares n nodes (node0 bootstraps as master) under dir.
-func newCluster(bin, dir string, n int, lab *netlab, logf func(string, ...any)) (*cluster, error) {
-	c := &cluster{bin: bin, dir: dir, lab: lab, logf: logf}
-	var ports []int
-	if lab == nil {
-		var err error
-		if ports, err = freePorts(2 * n); err != nil {
-			return nil, err
-		}
+func (c *cluster) netCaps() netCaps {
+	if c.net == nil {
+		return 0
 	}
-	for i := 0; i < n; i++ {
-		nd := &node{idx: i, name: fmt.Sprintf("node%d", i)}
-		if lab != nil {
-			nd.host, nd.httpPort, nd.grpcPort = nodeIP(i), 8080, 9090
-		} else {
-			nd.host, nd.httpPort, nd.grpcPort = "127.0.0.1", ports[2*i], ports[2*i+1]
-		}
-		nd.dataDir = filepath.Join(dir, nd.name)
-		nd.logPath = filepath.Join(dir, nd.name+".log")
-		c.nodes = append(c.nodes, nd)
-	}
-	var sentinels []string
-	for _, nd := range c.nodes[1:] {
-		sentinels = append(sentinels, nd.grpc())
-	}
-	for i, nd := range c.nodes {
-		nd.env = []string{
-			"PORT=" + strconv.Itoa(nd.httpPort),
-			"GRPC_PORT=" + strconv.Itoa(nd.grpcPort),
-			"ADVERTISE_HOST=" + nd.host,
-			"DATA_DIR=" + nd.dataDir,
-			"LOG_FORMAT=json",
-			"LOG_LEVEL=info",
-			"FSYNC=always",
-			"HEARTBEAT_INTERVAL=50ms",
-			"ELECTION_TIMEOUT_MIN=300ms",
-			"ELECTION_TIMEOUT_MAX=600ms",
-		}
-		if i == 0 {
-			nd.env = append(nd.env, "ROLE=master", "SENTINELS="+strings.Join(sentinels, ","))
-		} else {
-			nd.env = append(nd.env, "ROLE=sentinel")
-		}
-	}
-	return c, nil
+	return c.net.caps()
 }
 
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
-// start launches node i (again, after a kill) with its environment and
-// data directory, without waiting for it.
-func (c *cluster) start(i int) error {
-	nd := c.nodes[i]
-	nd.mu.Lock()
-	defer nd.mu.Unlock()
-	if nd.cmd != nil {
-		return nil
-	}
-	logf, err := os.OpenFile(nd.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(logf, "{\"chaos\":\"start %s at %s\"}\n", nd.name, time.Now().Format(time.RFC3339Nano))
-	var cmd *exec.Cmd
-	if c.lab != nil {
-		// ip netns exec execs the binary in place: the pid is replog's.
-		cmd = c.lab.command(i, c.bin)
-	} else {
-		cmd = exec.Command(c.bin)
-	}
-	cmd.Env = append(os.Environ(), nd.env...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("start %s: %w", nd.name, err)
-	}
-	nd.cmd, nd.paused = cmd, false
-	exited := make(chan struct{})
-	nd.exited = exited
-	go func() { cmd.Wait(); logf.Close(); close(exited) }()
-	return nil
-}
+func (c *cluster) start(i int) error   { return c.run.start(i) }
+func (c *cluster) kill(i int)          { c.run.kill(i) }
+func (c *cluster) pause(i int) error   { return c.run.pause(i) }
+func (c *cluster) resume(i int) error  { return c.run.resume(i) }
+func (c *cluster) copyLogs(dir string) { c.run.copyLogs(dir) }
+func (c *cluster) stopAll()            { c.run.stopAll() }
 
 // waitUp waits (bounded) until node i answers /health.
 func (c *cluster) waitUp(ctx context.Context, i int, timeout time.Duration) error {
 	nd := c.nodes[i]
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		nd.mu.Lock()
-		exited := nd.exited
-		nd.mu.Unlock()
-		select {
-		case <-exited:
-			return fmt.Errorf("%s exited during start (see %s)", nd.name, nd.logPath)
-		default:
+		if st, how := c.run.state(i); st == stateCrashed {
+			return fmt.Errorf("%s exited during start (%s)", nd.name, how)
 		}
 		resp, err := probe.Get(nd.url() + "/health")
 		if err == nil {
@@ -186,55 +124,15 @@ func (c *cluster) startAndWait(ctx context.Context, idx ...int) error {
 	return nil
 }
 
-// kill sends SIGKILL (continuing a paused process first is not needed:
-// SIGKILL ends a stopped process too) and waits for it to be gone.
-func (c *cluster) kill(i int) {
-	nd := c.nodes[i]
-	nd.mu.Lock()
-	cmd, exited := nd.cmd, nd.exited
-	nd.cmd, nd.paused = nil, false
-	nd.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	<-exited
-}
-
-// signal sends sig to node i's process.
-func (c *cluster) signal(i int, sig syscall.Signal) error {
-	nd := c.nodes[i]
-	nd.mu.Lock()
-	defer nd.mu.Unlock()
-	if nd.cmd == nil {
-		return fmt.Errorf("%s is not running", nd.name)
-	}
-	if err := syscall.Kill(nd.cmd.Process.Pid, sig); err != nil {
-		return err
-	}
-	switch sig {
-	case syscall.SIGSTOP:
-		nd.paused = true
-	case syscall.SIGCONT:
-		nd.paused = false
-	}
-	return nil
-}
-
-// running reports whether node i's process is up and not paused.
+// running reports whether node i is up and not paused.
 func (c *cluster) running(i int) bool {
-	nd := c.nodes[i]
-	nd.mu.Lock()
-	defer nd.mu.Unlock()
-	if nd.cmd == nil || nd.paused {
-		return false
-	}
-	select {
-	case <-nd.exited:
-		return false
-	default:
-		return true
-	}
+	st, _ := c.run.state(i)
+	return st == stateUp
+}
+
+func (c *cluster) paused(i int) bool {
+	st, _ := c.run.state(i)
+	return st == statePaused
 }
 
 func (c *cluster) all() []int {
@@ -245,43 +143,20 @@ func (c *cluster) all() []int {
 	return out
 }
 
-// stopAll kills every process (SIGCONT first is unnecessary for SIGKILL).
-func (c *cluster) stopAll() {
-	for i := range c.nodes {
-		c.kill(i)
-	}
-}
-
-// exitedOnItsOwn reports whether node i's process ended without the
-// harness killing it.
+// exitedOnItsOwn reports whether node i ended without the harness
+// stopping it.
 func (c *cluster) exitedOnItsOwn(i int) bool {
-	nd := c.nodes[i]
-	nd.mu.Lock()
-	defer nd.mu.Unlock()
-	if nd.cmd == nil {
-		return false
-	}
-	select {
-	case <-nd.exited:
-		return true
-	default:
-		return false
-	}
+	st, _ := c.run.state(i)
+	return st == stateCrashed
 }
 
-// crashed lists nodes whose process ended without the harness killing it.
+// crashed lists the nodes that ended without the harness stopping them.
 func (c *cluster) crashed() []string {
 	var out []string
-	for _, nd := range c.nodes {
-		nd.mu.Lock()
-		if nd.cmd != nil {
-			select {
-			case <-nd.exited:
-				out = append(out, fmt.Sprintf("%s (exit %v)", nd.name, nd.cmd.ProcessState))
-			default:
-			}
+	for i, nd := range c.nodes {
+		if st, how := c.run.state(i); st == stateCrashed {
+			out = append(out, fmt.Sprintf("%s (%s)", nd.name, how))
 		}
-		nd.mu.Unlock()
 	}
 	return out
 }
@@ -419,14 +294,4 @@ func getAll(hc *http.Client, url, concern string) ([]logMsg, int, error) {
 		return nil, resp.StatusCode, fmt.Errorf("body is not a JSON list: %v", err)
 	}
 	return out, 200, nil
-}
-
-// copyLogs copies every node's log into dir.
-func (c *cluster) copyLogs(dir string) {
-	os.MkdirAll(dir, 0o755)
-	for _, nd := range c.nodes {
-		if b, err := os.ReadFile(nd.logPath); err == nil {
-			os.WriteFile(filepath.Join(dir, nd.name+".log"), b, 0o644)
-		}
-	}
 }

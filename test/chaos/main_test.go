@@ -13,13 +13,14 @@ import (
 )
 
 var (
-	seedFlag   = flag.Int64("seed", 0, "base seed (0: from the clock); printed by every run")
-	nodesFlag  = flag.Int("nodes", 3, "TestChaosReplay: cluster size")
-	faultsFlag = flag.Int("faults", 0, "TestChaosReplay: number of faults (0: one of each kind)")
-	duration   = flag.Duration("duration", 0, "TestChaosLong: how long to keep running seeds (e.g. 30m); 0 skips it")
-	binFlag    = flag.String("bin", "", "a prebuilt replog binary (default: build ./cmd/replog)")
-	netMode    = flag.String("net", "auto", "auto: network namespaces when root and `ip netns` work; off: loopback only")
-	linTimeout = flag.Duration("lin-timeout", 60*time.Second, "time limit of one porcupine check")
+	seedFlag    = flag.Int64("seed", 0, "base seed (0: from the clock); printed by every run")
+	nodesFlag   = flag.Int("nodes", 3, "TestChaosReplay: cluster size")
+	faultsFlag  = flag.Int("faults", 0, "TestChaosReplay: number of faults (0: one of each kind)")
+	duration    = flag.Duration("duration", 0, "TestChaosLong: how long to keep running seeds (e.g. 30m); 0 skips it")
+	binFlag     = flag.String("bin", "", "a prebuilt replog binary (default: build ./cmd/replog)")
+	composeFlag = flag.Bool("compose", false, "TestChaosReplay: replay a run against the docker-compose cluster")
+	netMode     = flag.String("net", "auto", "auto: network namespaces when root and `ip netns` work; off: loopback only")
+	linTimeout  = flag.Duration("lin-timeout", 60*time.Second, "time limit of one porcupine check")
 )
 
 // binary is the replog binary under test.

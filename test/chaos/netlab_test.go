@@ -187,6 +187,10 @@ func (l *netlab) command(i int, argv ...string) *exec.Cmd {
 	return exec.Command("ip", append([]string{"netns", "exec", nodeNS(i)}, argv...)...)
 }
 
+func (l *netlab) caps() netCaps { return capIsolate | capFilter }
+
+func (l *netlab) isolate(i int) error { return l.setLink(i, false) }
+
 // setLink takes node i's cable out of the switch (up=false) or puts it back.
 func (l *netlab) setLink(i int, up bool) error {
 	state := "down"

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,9 +21,15 @@ type runSpec struct {
 	bin    string
 	only   []string // fault kinds to draw from (nil: all)
 	label  string
+	// compose: the nodes are the containers of docker-compose.yml (with
+	// docker kill, pause and network disconnect as faults), not processes.
+	compose bool
 	// expectViolation: the caller wants a violation (the planted-bug test);
 	// the run still reports what it found.
 	expectViolation bool
+	// outBase, if set, is where a failed run leaves its artifacts instead
+	// of $CHAOS_OUT or a fresh temporary directory.
+	outBase string
 }
 
 // runResult is what one run did and found.
@@ -38,6 +45,9 @@ type runResult struct {
 
 func (r runResult) replay() string {
 	cmd := fmt.Sprintf("go test -tags chaos ./test/chaos -run 'TestChaosReplay$' -v -seed %d -nodes %d -faults %d", r.spec.seed, r.spec.nodes, r.spec.faults)
+	if r.spec.compose {
+		cmd += " -compose"
+	}
 	if r.spec.bin != binary {
 		cmd += " -bin " + r.spec.bin
 	}
@@ -58,13 +68,14 @@ func schedule(rng *rand.Rand, kinds []Fault, n int) []Fault {
 	return out
 }
 
-// availableFaults filters the kinds by spec.only and by the netlab.
-func availableFaults(spec runSpec, withNet bool) (kinds []Fault, skipped []string) {
+// availableFaults filters the kinds by spec.only and by what the network
+// can do.
+func availableFaults(spec runSpec, caps netCaps) (kinds []Fault, skipped []string) {
 	for _, f := range allFaults() {
 		if spec.only != nil && !contains(spec.only, f.Name()) {
 			continue
 		}
-		if f.Network() && !withNet {
+		if f.needs()&^caps != 0 {
 			skipped = append(skipped, f.Name())
 			continue
 		}
@@ -82,6 +93,63 @@ func contains(s []string, x string) bool {
 	return false
 }
 
+// newRunCluster builds the cluster of a run: the containers of a compose
+// project (spec.compose), else processes, each in its own network
+// namespace when the netlab is available and on 127.0.0.1 otherwise. It
+// says where the nodes run; cleanup stops them and removes what was made.
+func newRunCluster(spec runSpec, dir string, logf func(string, ...any)) (*cluster, string, func(), error) {
+	if spec.compose {
+		c, err := newComposeCluster(spec.nodes, logf)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		return c, "docker-compose project " + composeProject, c.stopAll, nil
+	}
+	var lab *netlab
+	where := "processes on 127.0.0.1"
+	if ok, _ := labAvailable(); ok {
+		var err error
+		if lab, err = newNetlab(spec.nodes); err != nil {
+			return nil, "", nil, fmt.Errorf("network lab: %v", err)
+		}
+		where = "processes in network namespaces, " + subnet + ".0/24"
+	}
+	c, err := newProcCluster(spec.bin, dir, spec.nodes, lab, logf)
+	if err != nil {
+		if lab != nil {
+			lab.teardown()
+		}
+		return nil, "", nil, err
+	}
+	return c, where, func() {
+		c.stopAll()
+		if lab != nil {
+			lab.teardown()
+		}
+	}, nil
+}
+
+// backendCaps is what the network of a run of spec can do, without
+// building it.
+func backendCaps(spec runSpec) netCaps {
+	if spec.compose {
+		return composeCaps
+	}
+	if ok, _ := labAvailable(); ok {
+		return capIsolate | capFilter
+	}
+	return 0
+}
+
+// skipReason says why a run of spec cannot make some faults.
+func skipReason(spec runSpec) string {
+	if spec.compose {
+		return "docker network disconnect cuts a container off from everyone; it cannot drop chosen links"
+	}
+	_, why := labAvailable()
+	return why + " (running on 127.0.0.1)"
+}
+
 // runChaos starts a cluster, runs the workload through the seeded fault
 // schedule, converges and checks. It never calls t.Fatal: failures are in
 // the result, for the caller to judge.
@@ -93,36 +161,26 @@ func runChaos(t *testing.T, spec runSpec) runResult {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 
-	var lab *netlab
-	if ok, why := labAvailable(); ok {
-		var err error
-		if lab, err = newNetlab(spec.nodes); err != nil {
-			v.failf("network lab: %v", err)
-			return res
-		}
-		defer lab.teardown()
-	} else {
-		_, res.skipped = availableFaults(spec, false)
-		if len(res.skipped) > 0 {
-			t.Logf("SKIP network faults %v on this run: %s (running on 127.0.0.1)", res.skipped, why)
-		}
-	}
-	kinds, _ := availableFaults(spec, lab != nil)
-	rng := rand.New(rand.NewSource(spec.seed))
-	sched := schedule(rng, kinds, spec.faults)
-
 	dir, err := os.MkdirTemp("", "replog-chaos-run-")
 	if err != nil {
 		v.failf("%v", err)
 		return res
 	}
 	defer os.RemoveAll(dir)
-	c, err := newCluster(spec.bin, dir, spec.nodes, lab, t.Logf)
+	c, where, cleanup, err := newRunCluster(spec, dir, t.Logf)
 	if err != nil {
 		v.failf("%v", err)
 		return res
 	}
-	defer c.stopAll()
+	defer cleanup()
+	var kinds []Fault
+	kinds, res.skipped = availableFaults(spec, c.netCaps())
+	if len(res.skipped) > 0 {
+		t.Logf("SKIP faults %v on this run: %s", res.skipped, skipReason(spec))
+	}
+	rng := rand.New(rand.NewSource(spec.seed))
+	sched := schedule(rng, kinds, spec.faults)
+
 	var events []string
 	event := func(format string, args ...any) {
 		s := fmt.Sprintf("%s "+format, append([]any{time.Now().Format("15:04:05.000")}, args...)...)
@@ -138,7 +196,12 @@ func runChaos(t *testing.T, spec runSpec) runResult {
 			v.failf("processes exited on their own: %v", crashed)
 		}
 		if len(v.failures) > 0 {
-			res.artifact = outDir(fmt.Sprintf("%s-seed%d", spec.label, spec.seed))
+			name := fmt.Sprintf("%s-seed%d", spec.label, spec.seed)
+			if spec.outBase != "" {
+				res.artifact = filepath.Join(spec.outBase, name)
+			} else {
+				res.artifact = outDir(name)
+			}
 			saveArtifacts(res.artifact, c, w, v, events)
 		}
 		return res
@@ -152,7 +215,7 @@ func runChaos(t *testing.T, spec runSpec) runResult {
 		v.failf("start: %v", err)
 		return finish()
 	}
-	event("cluster up (%s)", map[bool]string{true: "network namespaces 10.77.0.0/24", false: "127.0.0.1"}[lab != nil])
+	event("cluster up (%s)", where)
 	w.start(4, 3)
 	time.Sleep(time.Second)
 	for _, f := range sched {

@@ -28,7 +28,7 @@ func newScenario(t *testing.T, n int, label string) *scenario {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	t.Cleanup(cancel)
 	dir := t.TempDir()
-	c, err := newCluster(binary, dir, n, nil, t.Logf)
+	c, err := newProcCluster(binary, dir, n, nil, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,12 +278,27 @@ func TestChaosFindsPlantedBug(t *testing.T) {
 	only := []string{"split", "kill9-restart", "split", "pause-majority-kill-master"}
 	withNet, why := labAvailable()
 	seed := baseSeed()
+	// The expected failure's artifacts go to a directory the test removes
+	// (unless $CHAOS_OUT asks to keep them); that they are written is checked.
+	out := os.Getenv("CHAOS_OUT")
+	if out == "" {
+		out = t.TempDir()
+	}
 	for k := int64(0); k < 3; k++ {
-		r := runChaos(t, runSpec{nodes: 3, seed: seed + k, faults: 6, bin: bin, only: only, label: "planted", expectViolation: true})
+		r := runChaos(t, runSpec{nodes: 3, seed: seed + k, faults: 6, bin: bin, only: only, label: "planted", expectViolation: true, outBase: out})
 		report(t, r)
 		if r.verdict.majorityLost > 0 || r.verdict.lin == "Illegal" {
 			t.Logf("the harness caught the planted bug (seed %d): %d majority-acknowledged writes lost, porcupine %s; artifacts in %s",
 				r.spec.seed, r.verdict.majorityLost, r.verdict.lin, r.artifact)
+			want := []string{"failures.txt", "history.txt", "faults.txt", "node0.log", "node1.log", "node2.log"}
+			if r.verdict.lin == "Illegal" {
+				want = append(want, "linearizability.html")
+			}
+			for _, f := range want {
+				if st, err := os.Stat(filepath.Join(r.artifact, f)); err != nil || st.Size() == 0 {
+					t.Errorf("the failed run left no %s in %s (%v)", f, r.artifact, err)
+				}
+			}
 			return
 		}
 	}
