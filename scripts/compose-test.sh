@@ -9,6 +9,8 @@
 # insert (msg2) answer in under a second; the writeConcern 3 inserts wait for
 # the slow sentinel (at least SLOW_DELAY less a little); afterwards the three
 # /get-all lists are identical, hold the six messages once each, with ids 1..6.
+# Then two sentinels of the "scale" profile join by themselves (PEERS), become
+# voters, count toward writeConcern "all" and hold the whole history.
 #
 # The cluster runs as compose project "replogtest" and is always removed at
 # the end, volumes included; on failure the containers' logs are printed
@@ -61,7 +63,7 @@ cleanup() {
 			say "KEEP_UP=1: leaving the cluster up; remove it with: ${compose[*]} down -v --remove-orphans"
 		else
 			say "tearing down"
-			timeout 120 "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1 ||
+			timeout 120 "${compose[@]}" --profile scale down -v --remove-orphans >/dev/null 2>&1 ||
 				say "warning: teardown failed; run: ${compose[*]} down -v --remove-orphans"
 		fi
 	fi
@@ -105,7 +107,7 @@ say "building replog:local"
 "${compose[@]}" build master >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; abort "docker-compose build failed"; }
 
 # Start from nothing: a previous run's containers or volumes must not leak in.
-"${compose[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
+"${compose[@]}" --profile scale down -v --remove-orphans >/dev/null 2>&1 || true
 for p in "${ports[@]}"; do
 	if curl -s -o /dev/null --max-time 2 "http://localhost:$p/"; then
 		abort "something already answers on localhost:$p; stop it or move the ports (MASTER_HTTP_PORT, ...)"
@@ -222,4 +224,43 @@ else
 fi
 
 [ "$failures" = 0 ] || abort "$failures assertion(s) failed"
+
+# --- growing: sentinels that join by themselves ---------------------------------
+# The "scale" profile's service starts with PEERS and no data: each replica
+# asks the running cluster to add it, catches up as a learner and becomes a
+# voter. They have no host port; the test reaches them at their container
+# address.
+say "growing: docker-compose --profile scale up -d --scale extra=2"
+timeout 120 "${compose[@]}" --profile scale up -d --no-build --no-recreate --scale extra=2 >"$work/scale.log" 2>&1 ||
+	{ cat "$work/scale.log" >&2; abort "docker-compose --profile scale up failed"; }
+extra_urls=()
+for id in $("${compose[@]}" --profile scale ps -q extra); do
+	ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$id")
+	[ -n "$ip" ] || abort "extra container $id has no address"
+	extra_urls+=("http://$ip:8080")
+done
+[ "${#extra_urls[@]}" = 2 ] || abort "want 2 extra containers, found ${#extra_urls[@]}"
+five_voters() {
+	local st
+	st=$(curl -sf --max-time 2 "${urls[0]}/status") || { echo "the master does not answer /status"; return 1; }
+	jq -e '[.members[] | select(.voter)] | length == 5' <<<"$st" >/dev/null ||
+		{ echo "members: $(jq -c '[.members[] | {id, voter}]' <<<"$st")"; return 1; }
+}
+deadline=$((SECONDS + 60))
+until why=$(five_voters); do
+	[ "$SECONDS" -lt "$deadline" ] || abort "the two extra sentinels did not become voters within 60 s: $why"
+	sleep 1
+done
+say "both extra sentinels joined and vote: $(curl -sf "${urls[0]}/status" | jq -c '[.members[] | .id]')"
+# writeConcern "all" now needs all five, the new ones included.
+ans=$(curl -s --max-time 60 -w ' %{http_code}' -XPOST "${urls[0]}/insert" -d '{"message":"msg7","writeConcern":"all","timeoutMs":30000}')
+[ "${ans##* }" = 200 ] && jq -e '.acks == 5' <<<"${ans% *}" >/dev/null ||
+	fail "msg7 with writeConcern all on five nodes: $ans, want 200 with 5 acks"
+want=$(curl -sf --max-time 10 "${urls[0]}/get-all" | jq -c '[.[] | {id, message}]')
+for url in "${extra_urls[@]}"; do
+	got=$(curl -sf --max-time 10 "$url/get-all" | jq -c '[.[] | {id, message}]')
+	[ "$got" = "$want" ] || fail "$url (a sentinel that joined later) holds $got, the master $want"
+done
+[ "$failures" = 0 ] || abort "$failures assertion(s) failed"
+say "the joined sentinels hold the whole history: $(jq -c '[.[].message]' <<<"$want")"
 say "all assertions hold"

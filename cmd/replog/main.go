@@ -1,18 +1,21 @@
 // Command replog runs one node of a replog cluster (master or sentinel:
-// the role is elected; ROLE only says how a brand-new node starts).
+// the role is elected; ROLE only says how a brand-new node starts), and
+// holds the operator's commands.
 //
-//	replog                 run a node configured by environment and flags
-//	replog healthcheck     exit 0 if the local node answers GET /health
+//	replog                          run a node configured by environment and flags
+//	replog healthcheck              exit 0 if the local node answers GET /health
+//	replog status [-node URL]       a node's role, term, master and members
+//	replog remove-member [-node URL] ID
+//	replog force-reconfigure [-node URL] [-members ID,...] -yes
+//	                                disaster recovery (docs/operations.md)
 package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -24,8 +27,10 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
-		os.Exit(healthcheck())
+	if len(os.Args) > 1 {
+		if cmd, ok := commands[os.Args[1]]; ok {
+			os.Exit(cmd(os.Args[2:], os.Stdout, os.Stderr))
+		}
 	}
 	cfg, err := config.Load(os.Args[1:], os.Environ())
 	if errors.Is(err, config.ErrHelp) {
@@ -80,29 +85,4 @@ func newLogger(cfg config.Config) zerolog.Logger {
 		l = zerolog.New(os.Stderr)
 	}
 	return l.Level(level).With().Timestamp().Logger()
-}
-
-// healthcheck is the container health probe: the final image has no shell
-// and no curl.
-func healthcheck() int {
-	port := os.Getenv("PORT")
-	if port == "" {
-		port = "8080"
-	}
-	if _, err := strconv.Atoi(port); err != nil {
-		fmt.Fprintln(os.Stderr, "healthcheck: bad PORT", port)
-		return 1
-	}
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://127.0.0.1:" + port + "/health")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "healthcheck:", err)
-		return 1
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintln(os.Stderr, "healthcheck: status", resp.StatusCode)
-		return 1
-	}
-	return 0
 }

@@ -224,6 +224,63 @@ func (c *Client) Health(ctx context.Context) (api.Health, error) {
 	return h, c.getJSON(ctx, "/health", &h)
 }
 
+// Membership is the answer to a membership call: the members and the
+// master after the change.
+type Membership struct {
+	Members []api.MemberStatus `json:"members"`
+	Leader  *api.Peer          `json:"leader"`
+}
+
+// Join asks the cluster to add p as a learner (POST /cluster/join); it
+// becomes a voter by itself once caught up. Any member forwards the call
+// to the master.
+func (c *Client) Join(ctx context.Context, p api.Peer) (Membership, error) {
+	body, err := json.Marshal(p)
+	if err != nil {
+		return Membership{}, fmt.Errorf("client: cannot encode the join: %w", err)
+	}
+	return c.membershipCall(ctx, http.MethodPost, "/cluster/join", body)
+}
+
+// RemoveMember removes the member id (DELETE /cluster/members/{id}); a
+// removed master hands over first.
+func (c *Client) RemoveMember(ctx context.Context, id string) (Membership, error) {
+	return c.membershipCall(ctx, http.MethodDelete, "/cluster/members/"+url.PathEscape(id), nil)
+}
+
+// ForceReconfigure makes the node the client talks to (its first URL) the
+// master of a new cluster of keep (empty: that node alone), without asking
+// anyone. Disaster recovery only: it can lose every write that only the
+// dropped members held (docs/operations.md). The node refuses with 409
+// majority_reachable while a master was seen lately.
+func (c *Client) ForceReconfigure(ctx context.Context, keep []string) (Membership, error) {
+	if len(c.urls) == 0 {
+		return Membership{}, errors.New("client: no node URL given")
+	}
+	var body []byte
+	if len(keep) > 0 {
+		var err error
+		if body, err = json.Marshal(map[string][]string{"members": keep}); err != nil {
+			return Membership{}, err
+		}
+	}
+	return c.WithNode(0).membershipCall(ctx, http.MethodPost, "/cluster/force-reconfigure", body)
+}
+
+func (c *Client) membershipCall(ctx context.Context, method, path string, body []byte) (Membership, error) {
+	var m Membership
+	resp, err := c.do(ctx, method, path, nil, body)
+	if err != nil {
+		return m, err
+	}
+	defer drain(resp)
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		return m, &TransportError{Op: strings.TrimPrefix(path, "/"), URL: resp.Request.URL.String(), Sent: true,
+			Err: fmt.Errorf("reading the answer: %w", err)}
+	}
+	return m, nil
+}
+
 func (c *Client) getJSON(ctx context.Context, path string, v any) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc

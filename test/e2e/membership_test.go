@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -217,6 +219,23 @@ func TestForceReconfigure(t *testing.T) {
 	if code, body := force(); code != 409 || !strings.Contains(body, "majority_reachable") {
 		t.Fatalf("force-reconfigure with a majority alive: %d %s, want 409 majority_reachable", code, body)
 	}
+	// The CLI: without -yes it only says what it would do; with -yes it is
+	// refused while the majority is alive.
+	cli := func(args ...string) (int, string) {
+		cmd := exec.Command(binary, append([]string{"force-reconfigure", "-node", su}, args...)...)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatalf("replog force-reconfigure: %v", err)
+		}
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+	if code, out := cli(); code != 2 || !strings.Contains(out, "Nothing was changed") {
+		t.Fatalf("replog force-reconfigure without -yes: exit %d\n%s\nwant exit 2, nothing changed", code, out)
+	}
+	if code, out := cli("-yes"); code != 1 || !strings.Contains(out, "refused: a majority is still reachable") {
+		t.Fatalf("replog force-reconfigure -yes with a majority alive: exit %d\n%s\nwant exit 1, refused", code, out)
+	}
 	for i := range c.procs {
 		if i != survivor {
 			c.kill(i)
@@ -225,12 +244,12 @@ func TestForceReconfigure(t *testing.T) {
 	if a := post(t, su, map[string]any{"message": "stuck"}); a.Status != 503 {
 		t.Fatalf("write with two of three dead: %+v, want 503", a)
 	}
-	waitFor(t, 10*time.Second, "force-reconfigure to be accepted", func() bool {
-		code, body := force()
-		if code != 200 {
-			t.Logf("force-reconfigure: %d %s", code, body)
+	waitFor(t, 10*time.Second, "replog force-reconfigure -yes to be accepted", func() bool {
+		code, out := cli("-yes")
+		if code != 0 {
+			t.Logf("replog force-reconfigure -yes: exit %d: %s", code, out)
 		}
-		return code == 200
+		return code == 0
 	})
 	c.master(10 * time.Second)
 	if a := post(t, su, map[string]any{"message": "after", "writeConcern": "majority"}); a.Status != 200 {
