@@ -4,16 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/replog/replog/pkg/testcluster"
 )
 
 // probe bounds every status and health call.
@@ -21,84 +18,29 @@ var probe = &http.Client{Timeout: 2 * time.Second}
 
 // node is one replog process the benchmark owns.
 type node struct {
-	name     string
-	httpPort int
-	grpcPort int
-	env      []string
-	dataDir  string
-	logPath  string
-
-	cmd    *exec.Cmd
-	exited chan struct{}
+	*testcluster.Node
 	// down: the writers leave this node alone (set just before it is
 	// killed or terminated, cleared once it is back).
 	down bool
 }
 
-func (n *node) url() string  { return "http://127.0.0.1:" + strconv.Itoa(n.httpPort) }
-func (n *node) grpc() string { return "127.0.0.1:" + strconv.Itoa(n.grpcPort) }
-
 // cluster is the set of processes; every method is safe for concurrent use,
 // so the signal handler can kill everything at any moment.
 type cluster struct {
 	bin   string
-	dir   string
 	mu    sync.Mutex
 	nodes []*node
 	gone  bool // killAll ran: start nothing more
 }
 
-// freePorts reserves n distinct free loopback ports.
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
 func newCluster(bin, dir string, n int, fsync string) (*cluster, error) {
-	ports, err := freePorts(2 * n)
+	addrs, err := testcluster.Loopback(n)
 	if err != nil {
 		return nil, err
 	}
-	c := &cluster{bin: bin, dir: dir}
-	for i := 0; i < n; i++ {
-		nd := &node{name: fmt.Sprintf("node%d", i), httpPort: ports[2*i], grpcPort: ports[2*i+1]}
-		nd.dataDir = filepath.Join(dir, nd.name)
-		nd.logPath = filepath.Join(dir, nd.name+".log")
-		c.nodes = append(c.nodes, nd)
-	}
-	var sentinels []string
-	for _, nd := range c.nodes[1:] {
-		sentinels = append(sentinels, nd.grpc())
-	}
-	for i, nd := range c.nodes {
-		nd.env = []string{
-			"PORT=" + strconv.Itoa(nd.httpPort),
-			"GRPC_PORT=" + strconv.Itoa(nd.grpcPort),
-			"ADVERTISE_HOST=127.0.0.1",
-			"DATA_DIR=" + nd.dataDir,
-			"FSYNC=" + fsync,
-			"LOG_FORMAT=json",
-			"LOG_LEVEL=info",
-		}
-		if i == 0 {
-			nd.env = append(nd.env, "ROLE=master", "SENTINELS="+strings.Join(sentinels, ","))
-		} else {
-			nd.env = append(nd.env, "ROLE=sentinel")
-		}
+	c := &cluster{bin: bin}
+	for _, nd := range testcluster.Bootstrap(dir, addrs, func(int) []string { return []string{"FSYNC=" + fsync} }) {
+		c.nodes = append(c.nodes, &node{Node: nd})
 	}
 	return c, nil
 }
@@ -112,80 +54,26 @@ func (c *cluster) start(i int) error {
 		return fmt.Errorf("cluster stopped")
 	}
 	nd := c.nodes[i]
-	logf, err := os.OpenFile(nd.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		c.mu.Unlock()
-		return err
-	}
 	cmd := exec.Command(c.bin)
-	cmd.Env = append(os.Environ(), nd.env...)
-	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own process group: a Ctrl-C in the terminal reaches the benchmark
 	// only, which then kills its nodes. Pdeathsig kills them should the
 	// benchmark itself die.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		c.mu.Unlock()
-		return fmt.Errorf("start %s: %w", nd.name, err)
-	}
-	exited := make(chan struct{})
-	nd.cmd, nd.exited = cmd, exited
-	go func() { cmd.Wait(); logf.Close(); close(exited) }()
+	err := nd.Start(cmd)
 	c.mu.Unlock()
-
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return fmt.Errorf("%s exited during start; see %s", nd.name, nd.logPath)
-		default:
-		}
-		if resp, err := probe.Get(nd.url() + "/health"); err == nil {
-			resp.Body.Close()
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("%s did not answer /health within 15s; see %s", nd.name, nd.logPath)
+	return nd.WaitHealthy(15 * time.Second)
 }
 
 // kill sends SIGKILL to node i and waits until it is gone.
-func (c *cluster) kill(i int) {
-	c.mu.Lock()
-	nd := c.nodes[i]
-	cmd, exited := nd.cmd, nd.exited
-	nd.cmd = nil
-	c.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	<-exited
-}
+func (c *cluster) kill(i int) { c.nodes[i].Kill() }
 
 // terminate sends SIGTERM to node i and waits up to timeout for it to exit
 // (killing it after that); it returns how long the exit took.
 func (c *cluster) terminate(i int, timeout time.Duration) (time.Duration, bool) {
-	c.mu.Lock()
-	nd := c.nodes[i]
-	cmd, exited := nd.cmd, nd.exited
-	c.mu.Unlock()
-	if cmd == nil {
-		return 0, true
-	}
-	t0 := time.Now()
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-		c.mu.Lock()
-		nd.cmd = nil
-		c.mu.Unlock()
-		return time.Since(t0), true
-	case <-time.After(timeout):
-		c.kill(i)
-		return time.Since(t0), false
-	}
+	return c.nodes[i].Terminate(timeout)
 }
 
 // killAll kills every node; no node starts after it.
@@ -210,18 +98,14 @@ func (c *cluster) targets() []string {
 	defer c.mu.Unlock()
 	var out []string
 	for _, nd := range c.nodes {
-		if nd.cmd != nil && !nd.down {
-			out = append(out, nd.url())
+		if nd.Alive() && !nd.down {
+			out = append(out, nd.URL())
 		}
 	}
 	return out
 }
 
-func (c *cluster) running(i int) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.nodes[i].cmd != nil
-}
+func (c *cluster) running(i int) bool { return c.nodes[i].Alive() }
 
 // status is the part of GET /status the benchmark reads.
 type status struct {
@@ -264,11 +148,11 @@ func (c *cluster) stableMaster() (int, status, string) {
 	sts := make([]status, len(c.nodes))
 	for i, nd := range c.nodes {
 		if !c.running(i) {
-			return -1, ms, nd.name + " is not running"
+			return -1, ms, nd.Name + " is not running"
 		}
-		s, err := statusOf(nd.url())
+		s, err := statusOf(nd.URL())
 		if err != nil {
-			return -1, ms, fmt.Sprintf("%s: %v", nd.name, err)
+			return -1, ms, fmt.Sprintf("%s: %v", nd.Name, err)
 		}
 		sts[i] = s
 		if s.Role == "master" {
@@ -283,7 +167,7 @@ func (c *cluster) stableMaster() (int, status, string) {
 	}
 	for i, s := range sts {
 		if s.leader() != ms.ID {
-			return -1, ms, fmt.Sprintf("%s names leader %q, not %q", c.nodes[i].name, s.leader(), ms.ID)
+			return -1, ms, fmt.Sprintf("%s names leader %q, not %q", c.nodes[i].Name, s.leader(), ms.ID)
 		}
 	}
 	return master, ms, ""
@@ -317,27 +201,27 @@ func (c *cluster) waitConverged(i int, timeout time.Duration) error {
 			if j == i || !c.running(j) {
 				continue
 			}
-			if s, err := statusOf(nd.url()); err == nil && s.Role == "master" {
+			if s, err := statusOf(nd.URL()); err == nil && s.Role == "master" {
 				commit, found = s.CommitID, true
 				break
 			}
 		}
-		s, err := statusOf(c.nodes[i].url())
+		s, err := statusOf(c.nodes[i].URL())
 		switch {
 		case !found:
 			why = "no master among the other nodes"
 		case err != nil:
 			why = err.Error()
 		case s.Role != "sentinel":
-			why = fmt.Sprintf("%s is %q", c.nodes[i].name, s.Role)
+			why = fmt.Sprintf("%s is %q", c.nodes[i].Name, s.Role)
 		case s.LastID < commit:
-			why = fmt.Sprintf("%s lastId %d < master commitId %d", c.nodes[i].name, s.LastID, commit)
+			why = fmt.Sprintf("%s lastId %d < master commitId %d", c.nodes[i].Name, s.LastID, commit)
 		default:
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return fmt.Errorf("%s did not converge within %v: %s", c.nodes[i].name, timeout, why)
+	return fmt.Errorf("%s did not converge within %v: %s", c.nodes[i].Name, timeout, why)
 }
 
 // logMsg is one /get-all item.

@@ -180,14 +180,14 @@ func run(o options) int {
 			exitedAfter = took
 			exitTook = append(exitTook, took)
 			if !clean {
-				problems = append(problems, fmt.Sprintf("round %d: %s did not exit within 20s of SIGTERM (killed)", k, victim.name))
+				problems = append(problems, fmt.Sprintf("round %d: %s did not exit within 20s of SIGTERM (killed)", k, victim.Name))
 			}
 		} else {
 			c.kill(m)
 		}
 		at, via, ok := w.waitFirstAck(30 * time.Second)
 		if !ok {
-			problems = append(problems, fmt.Sprintf("round %d: no write acknowledged within 30s of stopping %s", k, victim.name))
+			problems = append(problems, fmt.Sprintf("round %d: no write acknowledged within 30s of stopping %s", k, victim.Name))
 			break
 		}
 		d := at.Sub(t0)
@@ -214,7 +214,7 @@ func run(o options) int {
 			extra = fmt.Sprintf("; exited after %v; window: %d failed, longest request %v", exitedAfter.Round(time.Millisecond), failed, longest.Round(time.Millisecond))
 		}
 		fmt.Printf("  %2d/%d  %s %s (master, term %d) → first write after %v via %s; back as sentinel, caught up in %v%s\n",
-			k, o.kills, mode, victim.name, ms.Term, d.Round(time.Millisecond), nodeName(c, via), caughtUp.Round(time.Millisecond), extra)
+			k, o.kills, mode, victim.Name, ms.Term, d.Round(time.Millisecond), nodeName(c, via), caughtUp.Round(time.Millisecond), extra)
 	}
 
 	stopWriters()
@@ -343,7 +343,7 @@ func verify(c *cluster, w *writers) (lost, dups int, problems []string) {
 		why = ""
 		logs = logs[:0]
 		for _, nd := range c.nodes {
-			l, err := getAll(nd.url())
+			l, err := getAll(nd.URL())
 			if err != nil {
 				why = err.Error()
 				break
@@ -353,7 +353,7 @@ func verify(c *cluster, w *writers) (lost, dups int, problems []string) {
 		if why == "" {
 			for i := 1; i < len(logs); i++ {
 				if !equalLogs(logs[0], logs[i]) {
-					why = fmt.Sprintf("%s holds %d messages, %s holds %d", c.nodes[0].name, len(logs[0]), c.nodes[i].name, len(logs[i]))
+					why = fmt.Sprintf("%s holds %d messages, %s holds %d", c.nodes[0].Name, len(logs[0]), c.nodes[i].Name, len(logs[i]))
 					break
 				}
 			}
@@ -375,7 +375,7 @@ func verify(c *cluster, w *writers) (lost, dups int, problems []string) {
 		seen := make(map[string]int, len(l))
 		for j, m := range l {
 			if m.ID != uint64(j+1) {
-				problems = append(problems, fmt.Sprintf("%s: position %d holds id %d (gap or reordering)", c.nodes[i].name, j+1, m.ID))
+				problems = append(problems, fmt.Sprintf("%s: position %d holds id %d (gap or reordering)", c.nodes[i].Name, j+1, m.ID))
 				break
 			}
 		}
@@ -386,7 +386,7 @@ func verify(c *cluster, w *writers) (lost, dups int, problems []string) {
 		for id, msg := range acked {
 			if byID[id] != msg {
 				if !missing[id] && len(missing) < 5 {
-					problems = append(problems, fmt.Sprintf("%s: acknowledged %q (id %d) lost: id %d holds %q", c.nodes[i].name, msg, id, id, byID[id]))
+					problems = append(problems, fmt.Sprintf("%s: acknowledged %q (id %d) lost: id %d holds %q", c.nodes[i].Name, msg, id, id, byID[id]))
 				}
 				missing[id] = true
 			}
@@ -427,8 +427,8 @@ func sortTimes(ts []time.Time) {
 
 func nodeName(c *cluster, url string) string {
 	for _, nd := range c.nodes {
-		if nd.url() == url {
-			return nd.name
+		if nd.URL() == url {
+			return nd.Name
 		}
 	}
 	return url

@@ -8,16 +8,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/replog/replog/pkg/testcluster"
 )
 
 var binary string
@@ -41,19 +39,7 @@ func TestMain(m *testing.M) {
 }
 
 // proc is one replog process of a test cluster.
-type proc struct {
-	name     string
-	httpPort int
-	grpcPort int
-	env      []string
-	dataDir  string
-	logPath  string
-	cmd      *exec.Cmd
-	exited   chan struct{}
-}
-
-func (p *proc) url() string  { return fmt.Sprintf("http://127.0.0.1:%d", p.httpPort) }
-func (p *proc) grpc() string { return fmt.Sprintf("127.0.0.1:%d", p.grpcPort) }
+type proc = testcluster.Node
 
 // cluster is a set of processes that a test starts and always stops.
 type cluster struct {
@@ -65,18 +51,9 @@ type cluster struct {
 // freePorts reserves n distinct free TCP ports on loopback.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	var ls []net.Listener
-	var ports []int
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
+	ports, err := testcluster.FreePorts(n)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return ports
 }
@@ -84,61 +61,23 @@ func freePorts(t *testing.T, n int) []int {
 // newCluster prepares (does not start) a master and n-1 sentinels.
 func newCluster(t *testing.T, n int, extraEnv map[string][]string) *cluster {
 	t.Helper()
-	ports := freePorts(t, 2*n)
+	addrs, err := testcluster.Loopback(n)
+	if err != nil {
+		t.Fatal(err)
+	}
 	c := &cluster{t: t}
-	base := t.TempDir()
-	for i := 0; i < n; i++ {
-		p := &proc{
-			name:     fmt.Sprintf("node%d", i),
-			httpPort: ports[2*i],
-			grpcPort: ports[2*i+1],
-		}
-		p.dataDir = filepath.Join(base, p.name)
-		p.logPath = filepath.Join(base, p.name+".log")
-		c.procs = append(c.procs, p)
-	}
-	var sentinels []string
-	for _, p := range c.procs[1:] {
-		sentinels = append(sentinels, p.grpc())
-	}
-	for i, p := range c.procs {
-		p.env = []string{
-			"PORT=" + strconv.Itoa(p.httpPort),
-			"GRPC_PORT=" + strconv.Itoa(p.grpcPort),
-			"ADVERTISE_HOST=127.0.0.1",
-			"DATA_DIR=" + p.dataDir,
-			"LOG_FORMAT=json",
-			"LOG_LEVEL=info",
-			"FSYNC=always",
-		}
-		if i == 0 {
-			p.env = append(p.env, "ROLE=master", "SENTINELS="+strings.Join(sentinels, ","))
-		} else {
-			p.env = append(p.env, "ROLE=sentinel")
-		}
-		p.env = append(p.env, extraEnv[p.name]...)
-	}
+	c.procs = testcluster.Bootstrap(t.TempDir(), addrs, func(i int) []string { return extraEnv[fmt.Sprintf("node%d", i)] })
 	t.Cleanup(c.stopAll)
 	return c
 }
 
-// start launches a process (again, after a kill) with its environment.
+// start launches a process (again, after a kill) with its environment and
+// waits until it answers.
 func (c *cluster) start(i int) {
 	c.t.Helper()
-	p := c.procs[i]
-	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
+	if err := c.procs[i].Start(exec.Command(binary)); err != nil {
 		c.t.Fatal(err)
 	}
-	cmd := exec.Command(binary)
-	cmd.Env = append(os.Environ(), p.env...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		c.t.Fatalf("start %s: %v", p.name, err)
-	}
-	p.cmd = cmd
-	p.exited = make(chan struct{})
-	go func() { cmd.Wait(); logf.Close(); close(p.exited) }()
 	c.waitHTTP(i)
 }
 
@@ -150,40 +89,14 @@ func (c *cluster) startAll() {
 
 func (c *cluster) waitHTTP(i int) {
 	c.t.Helper()
-	p := c.procs[i]
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.exited:
-			c.dumpLogs()
-			c.t.Fatalf("%s exited during start", p.name)
-		default:
-		}
-		resp, err := http.Get(p.url() + "/health")
-		if err == nil {
-			resp.Body.Close()
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := c.procs[i].WaitHealthy(15 * time.Second); err != nil {
+		c.dumpLogs()
+		c.t.Fatal(err)
 	}
-	c.dumpLogs()
-	c.t.Fatalf("%s did not answer /health", p.name)
 }
 
 // kill sends SIGKILL and waits for the process to be gone.
-func (c *cluster) kill(i int) {
-	p := c.procs[i]
-	if p.cmd == nil {
-		return
-	}
-	select {
-	case <-p.exited:
-	default:
-		p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.exited
-	}
-	p.cmd = nil
-}
+func (c *cluster) kill(i int) { c.procs[i].Kill() }
 
 func (c *cluster) stopAll() {
 	for i := range c.procs {
@@ -196,11 +109,7 @@ func (c *cluster) stopAll() {
 
 func (c *cluster) dumpLogs() {
 	for _, p := range c.procs {
-		b, _ := os.ReadFile(p.logPath)
-		if len(b) > 8000 {
-			b = b[len(b)-8000:]
-		}
-		c.t.Logf("---- %s log (tail) ----\n%s", p.name, b)
+		c.t.Logf("---- %s log (tail) ----\n%s", p.Name, p.TailLog(8000))
 	}
 }
 
@@ -307,10 +216,10 @@ func (c *cluster) master(timeout time.Duration) int {
 	idx := -1
 	waitFor(c.t, timeout, "a master", func() bool {
 		for i, p := range c.procs {
-			if p.cmd == nil {
+			if !p.Alive() {
 				continue
 			}
-			if s, err := status(p.url()); err == nil && s.Role == "master" {
+			if s, err := status(p.URL()); err == nil && s.Role == "master" {
 				idx = i
 				return true
 			}

@@ -45,9 +45,9 @@ func TestFailoverKillMaster(t *testing.T) {
 	})
 	first, _ := l.firstAckAfter(killedAt)
 	t.Logf("kill -9 of %s → first acknowledged majority write (id %d via %s): %v",
-		c.procs[old].name, first.id, first.target, first.end.Sub(killedAt))
+		c.procs[old].Name, first.id, first.target, first.end.Sub(killedAt))
 	nm := c.waitAgreedMaster(t, survivors, 10*time.Second)
-	t.Logf("new master %s; every survivor names it (%v after the kill)", c.procs[nm].name, time.Since(killedAt))
+	t.Logf("new master %s; every survivor names it (%v after the kill)", c.procs[nm].Name, time.Since(killedAt))
 	if nm == old {
 		t.Fatalf("the killed node is master")
 	}
@@ -57,7 +57,7 @@ func TestFailoverKillMaster(t *testing.T) {
 	restartedAt := time.Now()
 	var sawMaster bool
 	waitFor(t, 10*time.Second, "the restarted node to be a sentinel following the new master", func() bool {
-		s, err := statusOf(c.procs[old].url())
+		s, err := statusOf(c.procs[old].URL())
 		if err != nil {
 			return false
 		}
@@ -108,7 +108,7 @@ func TestSigtermHandsOver(t *testing.T) {
 	if !clean {
 		t.Errorf("the master did not exit within 15s of SIGTERM; it was killed")
 	}
-	t.Logf("SIGTERM → %s exited after %v", c.procs[old].name, took)
+	t.Logf("SIGTERM → %s exited after %v", c.procs[old].Name, took)
 	time.Sleep(time.Second)
 	l.waitAcks(t, 10, time.Now(), 10*time.Second)
 	l.halt()
@@ -144,7 +144,7 @@ func TestSigtermHandsOver(t *testing.T) {
 	}
 
 	nm := c.waitAgreedMaster(t, sentinels, 10*time.Second)
-	t.Logf("new master %s", c.procs[nm].name)
+	t.Logf("new master %s", c.procs[nm].Name)
 	checkHistory(t, c, sentinels, atts)
 }
 
@@ -162,7 +162,7 @@ func TestIsolatedMasterRefusesWrites(t *testing.T) {
 			sentinels = append(sentinels, i)
 		}
 	}
-	mURL := c.procs[m].url()
+	mURL := c.procs[m].URL()
 	for i := 0; i < 5; i++ {
 		if _, _, err := postUntilOK([]string{mURL}, fmt.Sprint("before-", i), 10*time.Second); err != nil {
 			t.Fatal(err)
@@ -247,7 +247,7 @@ func TestIsolatedMasterRefusesWrites(t *testing.T) {
 	logs := map[int][]logMsg{}
 	waitFor(t, 10*time.Second, "the three logs to converge", func() bool {
 		for _, i := range all {
-			l, err := tryGetAll(quick, c.procs[i].url(), "")
+			l, err := tryGetAll(quick, c.procs[i].URL(), "")
 			if err != nil {
 				return false
 			}
@@ -322,9 +322,9 @@ func TestFiveNodesSurviveTwoFailures(t *testing.T) {
 	})
 	first, _ := l.firstAckAfter(killedAt)
 	t.Logf("kill -9 of master %s and sentinel %s → first acknowledged majority write via %s after %v",
-		c.procs[old].name, c.procs[victim].name, first.target, first.end.Sub(killedAt))
+		c.procs[old].Name, c.procs[victim].Name, first.target, first.end.Sub(killedAt))
 	nm := c.waitAgreedMaster(t, survivors, 10*time.Second)
-	t.Logf("new master %s", c.procs[nm].name)
+	t.Logf("new master %s", c.procs[nm].Name)
 	l.waitAcks(t, 30, time.Now(), 10*time.Second)
 	l.halt()
 	t.Logf("writes: %s", l.summary())

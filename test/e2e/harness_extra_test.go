@@ -62,18 +62,7 @@ func statusOf(url string) (fullStatus, error) {
 }
 
 // alive reports whether process i is running.
-func (c *cluster) alive(i int) bool {
-	p := c.procs[i]
-	if p.cmd == nil {
-		return false
-	}
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
-}
+func (c *cluster) alive(i int) bool { return c.procs[i].Alive() }
 
 // live lists the running processes.
 func (c *cluster) live() []int {
@@ -90,7 +79,7 @@ func (c *cluster) live() []int {
 func (c *cluster) urls(idx []int) []string {
 	var out []string
 	for _, i := range idx {
-		out = append(out, c.procs[i].url())
+		out = append(out, c.procs[i].URL())
 	}
 	return out
 }
@@ -102,14 +91,14 @@ func (c *cluster) agreedMaster(among []int) (int, string) {
 	master := -1
 	sts := map[int]fullStatus{}
 	for _, i := range among {
-		s, err := statusOf(c.procs[i].url())
+		s, err := statusOf(c.procs[i].URL())
 		if err != nil {
-			return -1, fmt.Sprintf("%s: %v", c.procs[i].name, err)
+			return -1, fmt.Sprintf("%s: %v", c.procs[i].Name, err)
 		}
 		sts[i] = s
 		if s.Role == "master" {
 			if master >= 0 {
-				return -1, fmt.Sprintf("two masters: %s and %s", c.procs[master].name, c.procs[i].name)
+				return -1, fmt.Sprintf("two masters: %s and %s", c.procs[master].Name, c.procs[i].Name)
 			}
 			master = i
 		}
@@ -120,7 +109,7 @@ func (c *cluster) agreedMaster(among []int) (int, string) {
 	want := sts[master].ID
 	for _, i := range among {
 		if got := sts[i].leaderID(); got != want {
-			return -1, fmt.Sprintf("%s names leader %q, the master is %s (%q)", c.procs[i].name, got, c.procs[master].name, want)
+			return -1, fmt.Sprintf("%s names leader %q, the master is %s (%q)", c.procs[i].Name, got, c.procs[master].Name, want)
 		}
 	}
 	return master, ""
@@ -146,42 +135,20 @@ func (c *cluster) waitAgreedMaster(t *testing.T, among []int, timeout time.Durat
 func (c *cluster) names(idx []int) []string {
 	var out []string
 	for _, i := range idx {
-		out = append(out, c.procs[i].name)
+		out = append(out, c.procs[i].Name)
 	}
 	return out
 }
 
 // signal sends sig to process i.
-func (c *cluster) signal(i int, sig syscall.Signal) error {
-	p := c.procs[i]
-	if p.cmd == nil || p.cmd.Process == nil {
-		return fmt.Errorf("%s is not running", p.name)
-	}
-	return syscall.Kill(p.cmd.Process.Pid, sig)
-}
+func (c *cluster) signal(i int, sig syscall.Signal) error { return c.procs[i].Signal(sig) }
 
 // terminate sends SIGTERM to process i and waits up to timeout for it to
-// exit; it returns how long that took. If the process does not exit in
-// time it is killed and terminate reports false.
+// exit (killing it after that); it returns how long the exit took.
 func (c *cluster) terminate(i int, timeout time.Duration) (time.Duration, bool) {
-	p := c.procs[i]
-	if p.cmd == nil {
-		return 0, true
-	}
-	t0 := time.Now()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-		p.cmd = nil
-		return time.Since(t0), true
-	case <-time.After(timeout):
-		c.kill(i)
-		return time.Since(t0), false
-	}
+	return c.procs[i].Terminate(timeout)
 }
 
-// tryPost is POST /insert that reports errors instead of failing the test.
-// sent tells whether the request was written in full (after which a
 // transport error leaves the outcome unknown).
 func tryPost(hc *http.Client, url string, body any) (a insertAnswer, sent bool, err error) {
 	b, _ := json.Marshal(body)
@@ -464,7 +431,7 @@ func checkHistory(t *testing.T, c *cluster, idx []int, attempts []attempt) []log
 	for {
 		why = ""
 		for k, i := range idx {
-			l, err := tryGetAll(quick, c.procs[i].url(), "")
+			l, err := tryGetAll(quick, c.procs[i].URL(), "")
 			if err != nil {
 				why = err.Error()
 				break
@@ -474,7 +441,7 @@ func checkHistory(t *testing.T, c *cluster, idx []int, attempts []attempt) []log
 		if why == "" {
 			for k := 1; k < len(idx); k++ {
 				if !slices.Equal(messagesOf(logs[k]), messagesOf(logs[0])) {
-					why = fmt.Sprintf("%s holds %d messages, %s holds %d", c.procs[idx[0]].name, len(logs[0]), c.procs[idx[k]].name, len(logs[k]))
+					why = fmt.Sprintf("%s holds %d messages, %s holds %d", c.procs[idx[0]].Name, len(logs[0]), c.procs[idx[k]].Name, len(logs[k]))
 					if d := firstDiff(logs[0], logs[k]); d != "" {
 						why += "; " + d
 					}
@@ -492,7 +459,7 @@ func checkHistory(t *testing.T, c *cluster, idx []int, attempts []attempt) []log
 	}
 
 	for k, i := range idx {
-		name := c.procs[i].name
+		name := c.procs[i].Name
 		l := logs[k]
 		if l == nil && why != "" {
 			continue

@@ -7,13 +7,13 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/replog/replog/pkg/testcluster"
 )
 
 // addProc prepares a process with its own ports and data dir and the given
@@ -23,13 +23,7 @@ func (c *cluster) addProc(name string, env ...string) int {
 	if c.base == "" {
 		c.base = c.t.TempDir()
 	}
-	base := c.base
-	p := &proc{name: name, httpPort: ports[0], grpcPort: ports[1],
-		dataDir: filepath.Join(base, name), logPath: filepath.Join(base, name+".log")}
-	p.env = append([]string{
-		"PORT=" + strconv.Itoa(p.httpPort), "GRPC_PORT=" + strconv.Itoa(p.grpcPort),
-		"ADVERTISE_HOST=127.0.0.1", "DATA_DIR=" + p.dataDir, "LOG_FORMAT=json", "FSYNC=always",
-	}, env...)
+	p := testcluster.NewNode(c.base, name, testcluster.Addr{Host: "127.0.0.1", HTTP: ports[0], GRPC: ports[1]}, env...)
 	c.procs = append(c.procs, p)
 	return len(c.procs) - 1
 }
@@ -78,7 +72,7 @@ func TestGrowWithPeers(t *testing.T) {
 	t.Cleanup(c.stopAll)
 	s1 := c.addProc("server1", "ROLE=master", "SERVER_ID=server1")
 	c.start(s1)
-	u1 := c.procs[s1].url()
+	u1 := c.procs[s1].URL()
 	c.master(10 * time.Second)
 	for i := 0; i < 50; i++ {
 		if a := post(t, u1, map[string]any{"message": fmt.Sprint("solo-", i), "writeConcern": 1}); a.Status != 200 {
@@ -89,10 +83,10 @@ func TestGrowWithPeers(t *testing.T) {
 	s2 := c.addProc("server2", "SERVER_ID=server2", "PEERS="+host1)
 	c.start(s2)
 	waitFor(t, 15*time.Second, "server2 to join and become a voter", func() bool { return isVoter(membersOf(t, u1), "server2") })
-	if a := post(t, c.procs[s2].url(), map[string]any{"message": "pair", "writeConcern": 2}); a.Status != 200 {
+	if a := post(t, c.procs[s2].URL(), map[string]any{"message": "pair", "writeConcern": 2}); a.Status != 200 {
 		t.Fatalf("w=2 with two voters: %+v", a)
 	}
-	s3 := c.addProc("server3", "SERVER_ID=server3", "PEERS="+host1+","+strings.TrimPrefix(c.procs[s2].url(), "http://"))
+	s3 := c.addProc("server3", "SERVER_ID=server3", "PEERS="+host1+","+strings.TrimPrefix(c.procs[s2].URL(), "http://"))
 	c.start(s3)
 	waitFor(t, 15*time.Second, "server3 to join and become a voter", func() bool { return isVoter(membersOf(t, u1), "server3") })
 	if a := post(t, u1, map[string]any{"message": "trio", "writeConcern": 3}); a.Status != 200 {
@@ -103,15 +97,15 @@ func TestGrowWithPeers(t *testing.T) {
 		t.Fatalf("server1 holds %d messages, want 52", len(want))
 	}
 	for _, i := range []int{s2, s3} {
-		waitFor(t, 5*time.Second, c.procs[i].name+" to hold the whole history", func() bool {
-			return slices.Equal(messagesOf(getAll(t, c.procs[i].url(), "")), want)
+		waitFor(t, 5*time.Second, c.procs[i].Name+" to hold the whole history", func() bool {
+			return slices.Equal(messagesOf(getAll(t, c.procs[i].URL(), "")), want)
 		})
 	}
 	// Every node's /status shows the same three voters.
 	for _, p := range c.procs {
-		ms := membersOf(t, p.url())
+		ms := membersOf(t, p.URL())
 		if len(ms) != 3 || !isVoter(ms, "server1") || !isVoter(ms, "server2") || !isVoter(ms, "server3") {
-			t.Errorf("%s /status members = %+v, want the three voters", p.name, ms)
+			t.Errorf("%s /status members = %+v, want the three voters", p.Name, ms)
 		}
 	}
 }
@@ -142,13 +136,13 @@ func TestMembershipChangesUnderLoad(t *testing.T) {
 	defer l.halt()
 	time.Sleep(300 * time.Millisecond)
 
-	peers := strings.TrimPrefix(c.procs[mi].url(), "http://")
+	peers := strings.TrimPrefix(c.procs[mi].URL(), "http://")
 	a := c.addProc("node3", "PEERS="+peers)
 	b := c.addProc("node4", "PEERS="+peers)
 	c.start(a)
-	waitFor(t, 15*time.Second, "node3 to become a voter", func() bool { return isVoter(membersOf(t, c.procs[mi].url()), c.procs[a].grpc()) })
+	waitFor(t, 15*time.Second, "node3 to become a voter", func() bool { return isVoter(membersOf(t, c.procs[mi].URL()), c.procs[a].GRPC()) })
 	c.start(b)
-	waitFor(t, 15*time.Second, "node4 to become a voter", func() bool { return isVoter(membersOf(t, c.procs[mi].url()), c.procs[b].grpc()) })
+	waitFor(t, 15*time.Second, "node4 to become a voter", func() bool { return isVoter(membersOf(t, c.procs[mi].URL()), c.procs[b].GRPC()) })
 
 	// Remove a sentinel, then the master; stop sending to each first.
 	victim := (mi + 1) % 3
@@ -159,8 +153,8 @@ func TestMembershipChangesUnderLoad(t *testing.T) {
 		}
 	}
 	targets.Store(c.urls(remaining))
-	if code, body := deleteMember(t, c.procs[mi].url(), c.procs[victim].grpc()); code != 200 {
-		t.Fatalf("remove %s: %d %s", c.procs[victim].name, code, body)
+	if code, body := deleteMember(t, c.procs[mi].URL(), c.procs[victim].GRPC()); code != 200 {
+		t.Fatalf("remove %s: %d %s", c.procs[victim].Name, code, body)
 	}
 	final := []int{}
 	for _, i := range remaining {
@@ -170,13 +164,13 @@ func TestMembershipChangesUnderLoad(t *testing.T) {
 	}
 	targets.Store(c.urls(final))
 	time.Sleep(100 * time.Millisecond)
-	if code, body := deleteMember(t, c.procs[final[0]].url(), c.procs[mi].grpc()); code != 200 {
-		t.Fatalf("remove the master %s: %d %s", c.procs[mi].name, code, body)
+	if code, body := deleteMember(t, c.procs[final[0]].URL(), c.procs[mi].GRPC()); code != 200 {
+		t.Fatalf("remove the master %s: %d %s", c.procs[mi].Name, code, body)
 	}
 	nm := c.waitAgreedMaster(t, final, 10*time.Second)
 	l.waitAcks(t, 20, time.Now(), 10*time.Second)
 	l.halt()
-	if ms := membersOf(t, c.procs[nm].url()); len(ms) != 3 || hasMember(ms, c.procs[mi].grpc()) || hasMember(ms, c.procs[victim].grpc()) {
+	if ms := membersOf(t, c.procs[nm].URL()); len(ms) != 3 || hasMember(ms, c.procs[mi].GRPC()) || hasMember(ms, c.procs[victim].GRPC()) {
 		t.Fatalf("members after removing two = %+v", ms)
 	}
 	var failed []attempt
@@ -202,11 +196,11 @@ func TestForceReconfigure(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	c.startAll()
 	mi := c.master(10 * time.Second)
-	if a := post(t, c.procs[mi].url(), map[string]any{"message": "before", "writeConcern": "all"}); a.Status != 200 {
+	if a := post(t, c.procs[mi].URL(), map[string]any{"message": "before", "writeConcern": "all"}); a.Status != 200 {
 		t.Fatalf("write: %+v", a)
 	}
 	survivor := (mi + 1) % 3
-	su := c.procs[survivor].url()
+	su := c.procs[survivor].URL()
 	force := func() (int, string) {
 		resp, err := http.Post(su+"/cluster/force-reconfigure", "application/json", nil)
 		if err != nil {

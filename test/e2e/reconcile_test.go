@@ -21,7 +21,7 @@ func TestReconciliationCountsDroppedWrites(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	c.startAll()
 	mi := c.master(10 * time.Second)
-	m := c.procs[mi].url()
+	m := c.procs[mi].URL()
 	if a := post(t, m, map[string]any{"message": "base", "writeConcern": "all"}); a.Status != 200 {
 		t.Fatalf("base write: %+v", a)
 	}
@@ -58,7 +58,7 @@ func TestReconciliationCountsDroppedWrites(t *testing.T) {
 		c.signal(i, syscall.SIGCONT)
 	}
 	ni := c.waitAgreedMaster(t, others, 10*time.Second)
-	n := c.procs[ni].url()
+	n := c.procs[ni].URL()
 	if a := post(t, n, map[string]any{"message": "after", "writeConcern": "majority"}); a.Status != 200 {
 		t.Fatalf("write on the new master: %+v", a)
 	}
@@ -66,7 +66,7 @@ func TestReconciliationCountsDroppedWrites(t *testing.T) {
 	var final []string
 	waitFor(t, 10*time.Second, "the old master to converge", func() bool {
 		final = messagesOf(getAll(t, n, ""))
-		return slices.Equal(messagesOf(getAll(t, c.procs[mi].url(), "")), final)
+		return slices.Equal(messagesOf(getAll(t, c.procs[mi].URL(), "")), final)
 	})
 	lost := 0
 	for _, msg := range orphaned {
@@ -83,7 +83,7 @@ func TestReconciliationCountsDroppedWrites(t *testing.T) {
 	if lost == 0 {
 		t.Fatalf("no w=1 write was lost: the scenario did not happen (final log %v)", final)
 	}
-	resp, err := http.Get(c.procs[mi].url() + "/metrics")
+	resp, err := http.Get(c.procs[mi].URL() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

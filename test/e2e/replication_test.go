@@ -14,7 +14,7 @@ import (
 func TestSingleNodeMaster(t *testing.T) {
 	c := newCluster(t, 1, nil)
 	c.start(0)
-	m := c.procs[0].url()
+	m := c.procs[0].URL()
 	c.master(10 * time.Second)
 	for i, wc := range []any{1, "majority", "all"} {
 		if a := post(t, m, map[string]any{"message": fmt.Sprint("m", i), "writeConcern": wc}); a.Status != 200 || a.ID != uint64(i+1) {
@@ -59,9 +59,9 @@ func TestHealthAndCatchUp(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	c.startAll()
 	mi := c.master(10 * time.Second)
-	m := c.procs[mi].url()
+	m := c.procs[mi].URL()
 	victim := (mi + 1) % 3
-	vid := c.procs[victim].grpc()
+	vid := c.procs[victim].GRPC()
 	waitFor(t, 5*time.Second, "all sentinels healthy", func() bool { return healthOf(t, m, vid) == "healthy" })
 
 	for i := 0; i < 10; i++ {
@@ -89,7 +89,7 @@ func TestHealthAndCatchUp(t *testing.T) {
 		t.Fatalf("master holds %d messages, want 210", len(want))
 	}
 	waitFor(t, 10*time.Second, "the sentinel to catch up", func() bool {
-		return slices.Equal(messagesOf(getAll(t, c.procs[victim].url(), "")), want)
+		return slices.Equal(messagesOf(getAll(t, c.procs[victim].URL(), "")), want)
 	})
 }
 
@@ -99,7 +99,7 @@ func TestSlowSentinelDelaysOnlyWritesThatNeedIt(t *testing.T) {
 	const delay = 2 * time.Second
 	c := newCluster(t, 3, map[string][]string{"node2": {"REPLICATION_DELAY=" + delay.String()}})
 	c.startAll()
-	m := c.procs[c.master(10*time.Second)].url()
+	m := c.procs[c.master(10*time.Second)].URL()
 
 	t0 := time.Now()
 	if a := post(t, m, map[string]any{"message": "fast", "writeConcern": 2}); a.Status != 200 {
@@ -128,24 +128,24 @@ func TestSlowSentinelDelaysOnlyWritesThatNeedIt(t *testing.T) {
 func TestLinearizableReadsOnEveryNode(t *testing.T) {
 	c := newCluster(t, 3, map[string][]string{"node2": {"REPLICATION_DELAY=300ms"}})
 	c.startAll()
-	m := c.procs[c.master(10*time.Second)].url()
+	m := c.procs[c.master(10*time.Second)].URL()
 	for i := 0; i < 5; i++ {
 		msg := fmt.Sprint("lin-", i)
 		if a := post(t, m, map[string]any{"message": msg, "writeConcern": "majority"}); a.Status != 200 {
 			t.Fatalf("insert: %+v", a)
 		}
 		for _, p := range c.procs {
-			got := getAll(t, p.url(), "?readConcern=linearizable")
+			got := getAll(t, p.URL(), "?readConcern=linearizable")
 			if len(got) != i+1 || got[i].Message != msg {
-				t.Fatalf("%s: linearizable read after acknowledged %q shows %v", p.name, msg, messagesOf(got))
+				t.Fatalf("%s: linearizable read after acknowledged %q shows %v", p.Name, msg, messagesOf(got))
 			}
 		}
 	}
 	// The majority view never shows more than the linearizable one, nor
 	// anything uncommitted.
 	for _, p := range c.procs {
-		if got := getAll(t, p.url(), "?readConcern=majority"); len(got) > 5 {
-			t.Fatalf("%s: majority read shows %d messages, only 5 were written", p.name, len(got))
+		if got := getAll(t, p.URL(), "?readConcern=majority"); len(got) > 5 {
+			t.Fatalf("%s: majority read shows %d messages, only 5 were written", p.Name, len(got))
 		}
 	}
 }

@@ -20,7 +20,7 @@ func TestSelfCheck(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	c.start(0)
 	c.start(1)
-	m := c.procs[0].url()
+	m := c.procs[0].URL()
 	c.master(10 * time.Second)
 
 	if a := post(t, m, map[string]any{"message": "Msg1", "writeConcern": 1}); a.Status != 200 || a.ID != 1 {
@@ -70,11 +70,11 @@ func TestSelfCheck(t *testing.T) {
 	}
 	want := []string{"1:Msg1", "2:Msg2", "3:Msg3", "4:Msg4"}
 	waitFor(t, 5*time.Second, "sentinel 2 to hold Msg1..Msg4", func() bool {
-		return slices.Equal(messagesOf(getAll(t, c.procs[2].url(), "")), want)
+		return slices.Equal(messagesOf(getAll(t, c.procs[2].URL(), "")), want)
 	})
 	for _, p := range c.procs {
-		if got := messagesOf(getAll(t, p.url(), "")); !slices.Equal(got, want) {
-			t.Errorf("%s /get-all = %v, want %v", p.name, got, want)
+		if got := messagesOf(getAll(t, p.URL(), "")); !slices.Equal(got, want) {
+			t.Errorf("%s /get-all = %v, want %v", p.Name, got, want)
 		}
 	}
 }
@@ -85,8 +85,8 @@ func TestIdempotentInsert(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	c.startAll()
 	mi := c.master(10 * time.Second)
-	m := c.procs[mi].url()
-	s := c.procs[(mi+1)%3].url()
+	m := c.procs[mi].URL()
+	s := c.procs[(mi+1)%3].URL()
 
 	a1 := post(t, m, map[string]any{"message": "pay 10", "key": "k-1"})
 	a2 := post(t, m, map[string]any{"message": "pay 10", "key": "k-1"})
@@ -134,7 +134,7 @@ func TestIdempotentInsert(t *testing.T) {
 func TestBadInputChangesNothing(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	c.startAll()
-	m := c.procs[c.master(10*time.Second)].url()
+	m := c.procs[c.master(10*time.Second)].URL()
 	if a := post(t, m, map[string]any{"message": "keep"}); a.Status != 200 {
 		t.Fatalf("seed insert: %+v", a)
 	}
@@ -204,7 +204,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 func TestKill9EveryNodeKeepsAcknowledged(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	c.startAll()
-	m := c.procs[c.master(10*time.Second)].url()
+	m := c.procs[c.master(10*time.Second)].URL()
 
 	var mu sync.Mutex
 	acked := map[uint64]string{}
@@ -263,8 +263,8 @@ func TestKill9EveryNodeKeepsAcknowledged(t *testing.T) {
 	var final []logMsg
 	for i, p := range c.procs {
 		var got []logMsg
-		waitFor(t, 10*time.Second, p.name+" to hold every acknowledged write", func() bool {
-			got = getAll(t, p.url(), "")
+		waitFor(t, 10*time.Second, p.Name+" to hold every acknowledged write", func() bool {
+			got = getAll(t, p.URL(), "")
 			for id := range acked {
 				if id > uint64(len(got)) {
 					return false
@@ -274,23 +274,23 @@ func TestKill9EveryNodeKeepsAcknowledged(t *testing.T) {
 		})
 		for id, msg := range acked {
 			if got[id-1].ID != id || got[id-1].Message != msg {
-				t.Fatalf("%s: entry %d = %+v, want acknowledged %q", p.name, id, got[id-1], msg)
+				t.Fatalf("%s: entry %d = %+v, want acknowledged %q", p.Name, id, got[id-1], msg)
 			}
 		}
 		for k, e := range got {
 			if e.ID != uint64(k+1) {
-				t.Fatalf("%s: position %d holds id %d: a gap or reordering", p.name, k, e.ID)
+				t.Fatalf("%s: position %d holds id %d: a gap or reordering", p.Name, k, e.ID)
 			}
 		}
 		if i == 0 {
 			final = got
 		} else if l := min(len(final), len(got)); !slices.Equal(messagesOf(final[:l]), messagesOf(got[:l])) {
-			t.Fatalf("%s and %s disagree on their common prefix", c.procs[0].name, p.name)
+			t.Fatalf("%s and %s disagree on their common prefix", c.procs[0].Name, p.Name)
 		}
 	}
 	// The restarted cluster keeps taking writes, at the next id.
 	mi := c.master(10 * time.Second)
-	a := post(t, c.procs[mi].url(), map[string]any{"message": "after-restart"})
+	a := post(t, c.procs[mi].URL(), map[string]any{"message": "after-restart"})
 	if a.Status != 200 || a.ID <= maxID {
 		t.Fatalf("insert after restart: %+v, want 200 with id > %d", a, maxID)
 	}
