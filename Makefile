@@ -42,9 +42,10 @@ test-compose:
 # The bounded chaos pass (docs/reliability.md), a few minutes: a 3- and a
 # 5-node process cluster through every fault kind twice (network faults in
 # namespaces when root), the compose cluster through docker kill, pause and
-# network disconnect, any two of five down, two of three down, and the
-# harness against a build with a planted bug.
-CHAOS_QUICK := TestChaosQuick|TestChaosCompose|TestChaosAnyTwoOfFive|TestChaosTwoOfThreeDown|TestChaosFindsPlantedBug
+# network disconnect, any two of five down, two of three down, the
+# harness against a build with a planted bug, and servers on three hosts
+# (namespaces) growing a cluster with PEERS.
+CHAOS_QUICK := TestChaosQuick|TestChaosCompose|TestChaosAnyTwoOfFive|TestChaosTwoOfThreeDown|TestChaosFindsPlantedBug|TestJoinAcrossHosts
 test-chaos:
 	$(GO) test -tags chaos -count=1 -timeout 30m ./test/chaos/ -run '^($(CHAOS_QUICK))$$'
 

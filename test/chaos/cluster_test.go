@@ -14,7 +14,6 @@ import (
 
 // node is one replog server of a chaos cluster, however it runs.
 type node struct {
-	idx      int
 	name     string
 	base     string // http://host:port, where the test reaches it
 	memberID string // the id the other members know it by
@@ -74,7 +73,6 @@ type cluster struct {
 	nodes []*node
 	run   runner
 	net   network // nil: no network faults
-	logf  func(format string, args ...any)
 }
 
 func (c *cluster) netCaps() netCaps {

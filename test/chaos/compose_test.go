@@ -125,7 +125,7 @@ func newComposeCluster(n int, logf func(string, ...any)) (*cluster, error) {
 		r.stopAll()
 		return nil, fmt.Errorf("docker-compose up: %v\n%s", err, out)
 	}
-	c := &cluster{run: r, net: &dockerNet{r: r, cut: map[int]bool{}}, logf: logf}
+	c := &cluster{run: r, net: &dockerNet{r: r, cut: map[int]bool{}}}
 	for i, svc := range r.services {
 		out, err := r.compose(time.Minute, "ps", "-q", svc)
 		id := strings.TrimSpace(out)
@@ -134,7 +134,7 @@ func newComposeCluster(n int, logf func(string, ...any)) (*cluster, error) {
 			return nil, fmt.Errorf("no container for %s: %v %s", svc, err, out)
 		}
 		r.ids = append(r.ids, id)
-		c.nodes = append(c.nodes, &node{idx: i, name: svc,
+		c.nodes = append(c.nodes, &node{name: svc,
 			base: "http://127.0.0.1:" + strconv.Itoa(composePort0+i), memberID: svc + ":9090"})
 	}
 	return c, nil

@@ -21,9 +21,9 @@ type procRunner struct {
 
 // newProcCluster prepares n processes (node0 bootstraps as master) under
 // dir, in the netlab when lab is not nil.
-func newProcCluster(bin, dir string, n int, lab *netlab, logf func(string, ...any)) (*cluster, error) {
+func newProcCluster(bin, dir string, n int, lab *netlab) (*cluster, error) {
 	r := &procRunner{bin: bin, lab: lab}
-	c := &cluster{run: r, logf: logf}
+	c := &cluster{run: r}
 	addrs := make([]testcluster.Addr, n)
 	if lab != nil {
 		c.net = lab
@@ -39,8 +39,8 @@ func newProcCluster(bin, dir string, n int, lab *netlab, logf func(string, ...an
 	r.procs = testcluster.Bootstrap(dir, addrs, func(int) []string {
 		return []string{"HEARTBEAT_INTERVAL=50ms", "ELECTION_TIMEOUT_MIN=300ms", "ELECTION_TIMEOUT_MAX=600ms"}
 	})
-	for i, p := range r.procs {
-		c.nodes = append(c.nodes, &node{idx: i, name: p.Name, base: p.URL(), memberID: p.GRPC()})
+	for _, p := range r.procs {
+		c.nodes = append(c.nodes, &node{name: p.Name, base: p.URL(), memberID: p.GRPC()})
 	}
 	return c, nil
 }

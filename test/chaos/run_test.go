@@ -114,7 +114,7 @@ func newRunCluster(spec runSpec, dir string, logf func(string, ...any)) (*cluste
 		}
 		where = "processes in network namespaces, " + subnet + ".0/24"
 	}
-	c, err := newProcCluster(spec.bin, dir, spec.nodes, lab, logf)
+	c, err := newProcCluster(spec.bin, dir, spec.nodes, lab)
 	if err != nil {
 		if lab != nil {
 			lab.teardown()

@@ -28,7 +28,7 @@ func newScenario(t *testing.T, n int, label string) *scenario {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	t.Cleanup(cancel)
 	dir := t.TempDir()
-	c, err := newProcCluster(binary, dir, n, nil, t.Logf)
+	c, err := newProcCluster(binary, dir, n, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
