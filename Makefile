@@ -41,7 +41,7 @@ test-compose:
 
 # The bounded chaos pass (docs/reliability.md), a few minutes: a 3- and a
 # 5-node process cluster through every fault kind twice (network faults in
-# namespaces when root), the compose cluster through docker kill, pause and
+# namespaces when root), the five-node compose cluster through docker kill, pause and
 # network disconnect, any two of five down, two of three down, the
 # harness against a build with a planted bug, and servers on three hosts
 # (namespaces) growing a cluster with PEERS.
