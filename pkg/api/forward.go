@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -41,13 +42,28 @@ func leaderURL(addr string) string {
 // that certainly appended nothing — the request never left, or the master
 // answered 503 — writes no answer and returns true, so the caller can look
 // for the master again.
+//
+// If another master has been known for a while (MasterWatch) and the old
+// one still has not answered — it is cut off or frozen, and might not for
+// as long as that lasts — the forward is abandoned: the outcome is then as
+// unknown as for a lost answer (504), or nothing was sent and the caller
+// may retry.
 func (h *handler) forward(w http.ResponseWriter, r *http.Request, nl *NotLeaderError, path string, body []byte, hops int, mayRetry bool) (retry bool) {
 	target := leaderURL(nl.LeaderHTTP) + path
 	if r.URL.RawQuery != "" {
 		target += "?" + r.URL.RawQuery
 	}
+	fctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	var replaced atomic.Bool
+	if mw, ok := h.node.(MasterWatch); ok && nl.LeaderID != "" {
+		mw.OnMasterReplaced(fctx, nl.LeaderID, func() {
+			replaced.Store(true)
+			cancel()
+		})
+	}
 	var sent atomic.Bool
-	ctx := httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{
+	ctx := httptrace.WithClientTrace(fctx, &httptrace.ClientTrace{
 		WroteRequest: func(info httptrace.WroteRequestInfo) {
 			if info.Err == nil {
 				sent.Store(true)
@@ -85,6 +101,9 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, nl *NotLeaderE
 			log.Debug().Err(err).Msg("api: forward not delivered; looking for the master again")
 			return true
 		}
+		if replaced.Load() {
+			err = fmt.Errorf("no answer before another master took over: %w", err)
+		}
 		if !sent.Load() || r.Method == http.MethodGet {
 			log.Warn().Err(err).Msg("api: cannot reach the master to forward a request")
 			w.Header().Set("Retry-After", "1")
@@ -112,6 +131,9 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, nl *NotLeaderE
 		if err != nil {
 			if r.Context().Err() != nil {
 				return
+			}
+			if replaced.Load() {
+				err = fmt.Errorf("no answer before another master took over: %w", err)
 			}
 			log.Warn().Err(err).Int("status", resp.StatusCode).Msg("api: forwarded insert's answer broke off")
 			writeError(w, http.StatusGatewayTimeout, "forward_failed",

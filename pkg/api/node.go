@@ -26,6 +26,17 @@ type Node interface {
 	Voters() int
 }
 
+// MasterWatch is optional for a Node: with it, a request forwarded to a
+// master that stops answering (cut off, frozen) gives up soon after this
+// node knows of another master, instead of waiting as long as the fault
+// lasts.
+type MasterWatch interface {
+	// OnMasterReplaced calls fn once the node has known of a master other
+	// than id for long enough that id would have answered what it holds
+	// had it been able to, unless ctx ends first.
+	OnMasterReplaced(ctx context.Context, id string, fn func())
+}
+
 // InsertRequest is a validated insert.
 type InsertRequest struct {
 	Message string

@@ -348,3 +348,33 @@ func (n *Node) msgIDAt(index uint64) uint64 {
 	}
 	return ents[0].MsgID
 }
+
+// OnMasterReplaced calls fn (on another goroutine) once this node has known
+// of a master other than id for two maximal election timeouts, unless ctx
+// ends first (api.MasterWatch). The delay is what an old master takes at
+// most to answer the inserts it held when it stepped down (orphanWaiters):
+// after a planned handover they are answered, and only a master that is
+// cut off or frozen leaves them unanswered past it.
+func (n *Node) OnMasterReplaced(ctx context.Context, id string, fn func()) {
+	grace := 2 * time.Duration(n.electionTicksMax) * n.tick
+	go func() {
+		for {
+			v := n.view.Load()
+			if v.leader != "" && v.leader != id {
+				t := time.NewTimer(grace)
+				defer t.Stop()
+				select {
+				case <-t.C:
+					fn()
+				case <-ctx.Done():
+				}
+				return
+			}
+			select {
+			case <-v.changed:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+}

@@ -203,7 +203,10 @@ func (n *Node) afterEvents() {
 
 // publish makes the leadership view visible to other goroutines.
 func (n *Node) publish() {
-	n.view.Store(&leaderView{role: n.r.Role(), term: n.r.Term(), leader: n.r.Leader()})
+	v := &leaderView{role: n.r.Role(), term: n.r.Term(), leader: n.r.Leader(), changed: make(chan struct{})}
+	if old := n.view.Swap(v); old != nil {
+		close(old.changed)
+	}
 	n.voters.Store(int64(n.r.Voters()))
 }
 

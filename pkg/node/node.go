@@ -93,6 +93,8 @@ type leaderView struct {
 	role   replica.Role
 	term   uint64
 	leader string
+	// changed is closed when a newer view replaces this one.
+	changed chan struct{}
 }
 
 type keyRef struct{ index, msgID uint64 }

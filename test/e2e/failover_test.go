@@ -330,3 +330,73 @@ func TestFiveNodesSurviveTwoFailures(t *testing.T) {
 	t.Logf("writes: %s", l.summary())
 	checkHistory(t, c, survivors, l.snapshot())
 }
+
+// TestForwardToFrozenMasterGivesUp: an insert sent to a sentinel, which
+// forwards it to a master that then never answers (SIGSTOPped: the kernel
+// still accepts the connection), is answered 504 forward_failed soon after
+// the sentinels have another master, not when the old one comes back. A
+// retry with the same key then lands exactly once.
+func TestForwardToFrozenMasterGivesUp(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	c.startAll()
+	all := []int{0, 1, 2}
+	m := c.waitAgreedMaster(t, all, 10*time.Second)
+	s := (m + 1) % 3
+	sURL := c.procs[s].URL()
+	if _, _, err := postUntilOK([]string{sURL}, "before", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// Registered after newCluster's cleanup, so it runs before the kill.
+	t.Cleanup(func() { c.signal(m, syscall.SIGCONT) })
+	if err := c.signal(m, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	// At once, while the sentinel still names the frozen master. No
+	// timeoutMs: the insert would wait for its concern indefinitely.
+	body := map[string]any{"message": "via-sentinel", "writeConcern": "majority", "key": "k-frozen"}
+	t0 := time.Now()
+	a, sent, err := tryPost(&http.Client{Timeout: 20 * time.Second}, sURL, body)
+	took := time.Since(t0)
+	if err != nil {
+		t.Fatalf("insert through %s with the master frozen: no answer after %v (sent %v): %v", c.procs[s].Name, took.Round(time.Millisecond), sent, err)
+	}
+	if a.Status != http.StatusGatewayTimeout || a.Code != "forward_failed" {
+		t.Fatalf("insert through %s with the master frozen: %d %q (%s) after %v, want 504 forward_failed", c.procs[s].Name, a.Status, a.Code, a.Error, took)
+	}
+	t.Logf("insert forwarded to the frozen master: 504 forward_failed after %v: %s", took.Round(time.Millisecond), a.Error)
+
+	if err := c.signal(m, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	c.waitAgreedMaster(t, all, 10*time.Second)
+	hc := &http.Client{Timeout: 10 * time.Second}
+	var r insertAnswer
+	waitFor(t, 10*time.Second, "the retry with the same key to be acknowledged", func() bool {
+		r, _, err = tryPost(hc, sURL, body)
+		return err == nil && r.Status == 200
+	})
+	waitFor(t, 5*time.Second, "every node to hold the retried insert", func() bool {
+		for _, p := range c.procs {
+			got, err := tryGetAll(hc, p.URL(), "")
+			if err != nil || len(got) < int(r.ID) || got[r.ID-1].Message != "via-sentinel" {
+				return false
+			}
+		}
+		return true
+	})
+	for _, p := range c.procs {
+		got, _ := tryGetAll(hc, p.URL(), "")
+		n := 0
+		for i, e := range got {
+			if e.ID != uint64(i+1) {
+				t.Fatalf("%s: position %d holds id %d", p.Name, i+1, e.ID)
+			}
+			if e.Message == "via-sentinel" {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("%s holds the keyed insert %d times, want once: %v", p.Name, n, messagesOf(got))
+		}
+	}
+}
