@@ -970,8 +970,19 @@ func (r *Replica) stepFollower(m protocol.Message) {
 // handleAppend is the follower's side of replication (Raft §5.3).
 func (r *Replica) handleAppend(m protocol.Message) {
 	if m.Index < r.log.committed {
-		r.send(protocol.Message{To: m.From, Type: protocol.MsgAppResp, Index: r.log.committed})
-		return
+		// The append starts inside what this node knows is committed, and
+		// so in the master's log too (§5.4): skip that part and take the
+		// rest. (Answering with the commit index alone, as etcd does,
+		// costs a round trip whenever a master re-sends from an older
+		// point, e.g. while probing a member whose acknowledgement is
+		// still on its way.)
+		skip := r.log.committed - m.Index
+		if uint64(len(m.Entries)) <= skip {
+			r.send(protocol.Message{To: m.From, Type: protocol.MsgAppResp, Index: r.log.committed})
+			return
+		}
+		m.Index, m.LogTerm = r.log.committed, m.Entries[skip-1].Term
+		m.Entries = m.Entries[skip:]
 	}
 	if !sentinel.MatchTerm(r.log, m.Index, m.LogTerm) {
 		hint := sentinel.FindConflictByTerm(r.log, min(m.Index, r.log.lastIndex()), m.LogTerm)
