@@ -146,56 +146,89 @@ func (n *Node) membership() protocol.Config {
 	return cc
 }
 
-// Read implements api.Node: it streams messages from the WAL, never holding
-// more than one chunk in memory.
+// Read implements api.Node. A read streams from disk up to a bound taken
+// when it starts (what is durable here; for majority and linearizable reads
+// also committed). Only a local read can meet the truncation of a
+// conflicting suffix (a rejoining old master dropping what the new master
+// lacks): it then ends where it is, so the answer is still a gap-free prefix
+// of the log as it stood when the read began, or starts over if it had sent
+// nothing yet.
 func (n *Node) Read(ctx context.Context, req api.ReadRequest, fn func(api.Message) error) error {
-	bound := n.stable.Load()
-	switch req.Concern {
-	case api.ReadMajority:
-		bound = min(bound, n.commit.Load())
-	case api.ReadLinearizable:
-		idx, err := n.readIndex(ctx)
-		if err != nil {
+	var idx uint64
+	if req.Concern == api.ReadLinearizable {
+		var err error
+		if idx, err = n.readIndex(ctx); err != nil {
 			return err
 		}
-		bound = min(n.stable.Load(), n.commit.Load())
-		if bound < idx {
-			return fmt.Errorf("node: log at %d below read index %d", bound, idx)
+	}
+	for attempt := 0; ; attempt++ {
+		// The generation first: a truncation after this load is seen below.
+		gen := n.truncGen.Load()
+		bound := n.stable.Load()
+		switch req.Concern {
+		case api.ReadMajority:
+			bound = min(bound, n.commit.Load())
+		case api.ReadLinearizable:
+			bound = min(bound, n.commit.Load())
+			if bound < idx {
+				return fmt.Errorf("node: log at %d below read index %d", bound, idx)
+			}
+		}
+		sent, err := n.readTo(ctx, req, bound, gen, fn)
+		if !errors.Is(err, errSuffixReplaced) {
+			return err
+		}
+		if sent > 0 || attempt >= 3 {
+			return nil
 		}
 	}
+}
+
+// errSuffixReplaced: the log's suffix was truncated while a read ran.
+var errSuffixReplaced = errors.New("node: log suffix replaced during the read")
+
+// readTo streams the messages from req.From up to index bound, as long as
+// the truncation generation stays gen; it returns how many it sent.
+func (n *Node) readTo(ctx context.Context, req api.ReadRequest, bound, gen uint64, fn func(api.Message) error) (uint64, error) {
+	replaced := func(err error) error {
+		if n.truncGen.Load() != gen {
+			return errSuffixReplaced
+		}
+		return err
+	}
 	from := max(req.From, 1)
-	gen := n.truncGen.Load()
 	start, err := n.firstIndexWithMsgID(from, bound)
 	if err != nil {
-		return err
+		return 0, replaced(err)
 	}
 	sent := uint64(0)
 	for i := start; i <= bound; {
 		if err := ctx.Err(); err != nil {
-			return err
+			return sent, err
 		}
 		ents, err := n.wal.Entries(i, min(bound+1, i+256), 1<<20)
 		if err != nil {
-			return fmt.Errorf("node: read log at %d: %w", i, err)
+			return sent, replaced(fmt.Errorf("node: read log at %d: %w", i, err))
 		}
-		if n.truncGen.Load() != gen {
-			return errors.New("node: log suffix replaced during the read; retry")
+		// Entries read after a truncation may be the new suffix's.
+		if err := replaced(nil); err != nil {
+			return sent, err
 		}
 		for _, e := range ents {
 			if e.Type != protocol.EntryNormal || e.MsgID < from {
 				continue
 			}
 			if err := fn(api.Message{ID: e.MsgID, Message: string(e.Data), Timestamp: time.Unix(0, e.Time).UTC()}); err != nil {
-				return err
+				return sent, err
 			}
 			sent++
 			if req.Limit > 0 && sent >= req.Limit {
-				return nil
+				return sent, nil
 			}
 		}
 		i += uint64(len(ents))
 	}
-	return nil
+	return sent, nil
 }
 
 // readIndex gets a read index for a linearizable read (a ReadIndex round
