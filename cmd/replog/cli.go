@@ -62,16 +62,14 @@ func parse(fs *flag.FlagSet, args []string, nargs int) bool {
 // healthcheck is the container health probe: the final image has no shell
 // and no curl.
 func healthcheck() int {
-	port := os.Getenv("PORT")
-	if port == "" {
-		port = "8080"
-	}
-	if _, err := strconv.Atoi(port); err != nil {
-		fmt.Fprintln(os.Stderr, "healthcheck: bad PORT", port)
-		return 1
+	if port := os.Getenv("PORT"); port != "" {
+		if _, err := strconv.Atoi(port); err != nil {
+			fmt.Fprintln(os.Stderr, "healthcheck: bad PORT", port)
+			return 1
+		}
 	}
 	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://127.0.0.1:" + port + "/health")
+	resp, err := c.Get(localURL() + "/health")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "healthcheck:", err)
 		return 1
