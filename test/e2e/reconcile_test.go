@@ -14,14 +14,13 @@ import (
 	"time"
 )
 
-// TestReconciliationCountsDroppedWrites: a master takes w=1 writes that no
-// sentinel receives (both are stopped), then dies. The sentinels elect a new
-// master and go on. When the old master comes back, the suffix the new
-// master lacks is dropped — allowed for w=1 — and counted in its metrics and
-// logged with the ids: the loss is never silent.
-func TestReconciliationCountsDroppedWrites(t *testing.T) {
-	c := newCluster(t, 3, nil)
-	c.startAll()
+// orphanWrites makes a master take w=1 writes no sentinel receives (both
+// are SIGSTOPped, so it acknowledges them on its own disk until CheckQuorum
+// notices, one election timeout), at most max of them; then it kills the
+// master, lets the sentinels go on, and returns the old master's index,
+// the new master's and the orphaned messages. Nothing is restarted.
+func orphanWrites(t *testing.T, c *cluster, max int) (old, cur int, orphaned []string) {
+	t.Helper()
 	mi := c.master(10 * time.Second)
 	m := c.procs[mi].URL()
 	if a := post(t, m, map[string]any{"message": "base", "writeConcern": "all"}); a.Status != 200 {
@@ -41,13 +40,9 @@ func TestReconciliationCountsDroppedWrites(t *testing.T) {
 			c.signal(i, syscall.SIGCONT)
 		}
 	})
-	// Until CheckQuorum notices (one election timeout), the master still
-	// takes w=1 writes, acknowledged by its own disk alone.
-	var orphaned []string
-	for i := 0; i < 200; i++ {
+	for i := 0; i < max; i++ {
 		msg := fmt.Sprint("w1-", i)
-		a := post(t, m, map[string]any{"message": msg, "writeConcern": 1})
-		if a.Status != 200 {
+		if a := post(t, m, map[string]any{"message": msg, "writeConcern": 1}); a.Status != 200 {
 			break
 		}
 		orphaned = append(orphaned, msg)
@@ -60,10 +55,22 @@ func TestReconciliationCountsDroppedWrites(t *testing.T) {
 		c.signal(i, syscall.SIGCONT)
 	}
 	ni := c.waitAgreedMaster(t, others, 10*time.Second)
-	n := c.procs[ni].URL()
-	if a := post(t, n, map[string]any{"message": "after", "writeConcern": "majority"}); a.Status != 200 {
+	if a := post(t, c.procs[ni].URL(), map[string]any{"message": "after", "writeConcern": "majority"}); a.Status != 200 {
 		t.Fatalf("write on the new master: %+v", a)
 	}
+	return mi, ni, orphaned
+}
+
+// TestReconciliationCountsDroppedWrites: a master takes w=1 writes that no
+// sentinel receives (both are stopped), then dies. The sentinels elect a new
+// master and go on. When the old master comes back, the suffix the new
+// master lacks is dropped — allowed for w=1 — and counted in its metrics and
+// logged with the ids: the loss is never silent.
+func TestReconciliationCountsDroppedWrites(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	c.startAll()
+	mi, ni, orphaned := orphanWrites(t, c, 200)
+	n := c.procs[ni].URL()
 	c.start(mi)
 	var final []string
 	waitFor(t, 10*time.Second, "the old master to converge", func() bool {
@@ -109,43 +116,11 @@ func TestReconciliationCountsDroppedWrites(t *testing.T) {
 func TestLocalReadsDuringTruncation(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	c.startAll()
-	mi := c.master(10 * time.Second)
+	mi, ni, orphaned := orphanWrites(t, c, 2000)
+	if len(orphaned) < 20 {
+		t.Fatalf("the master took only %d w=1 writes before noticing it lost its majority", len(orphaned))
+	}
 	m := c.procs[mi].URL()
-	if a := post(t, m, map[string]any{"message": "base", "writeConcern": "all"}); a.Status != 200 {
-		t.Fatalf("base write: %+v", a)
-	}
-	var others []int
-	for i := range c.procs {
-		if i != mi {
-			others = append(others, i)
-			if err := c.signal(i, syscall.SIGSTOP); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	t.Cleanup(func() {
-		for _, i := range others {
-			c.signal(i, syscall.SIGCONT)
-		}
-	})
-	// w=1 writes only the master holds, until it notices it is alone.
-	orphans := 0
-	for ; orphans < 2000; orphans++ {
-		if a := post(t, m, map[string]any{"message": fmt.Sprint("w1-", orphans), "writeConcern": 1}); a.Status != 200 {
-			break
-		}
-	}
-	if orphans < 20 {
-		t.Fatalf("the master took only %d w=1 writes before noticing it lost its majority", orphans)
-	}
-	c.kill(mi)
-	for _, i := range others {
-		c.signal(i, syscall.SIGCONT)
-	}
-	ni := c.waitAgreedMaster(t, others, 10*time.Second)
-	if a := post(t, c.procs[ni].URL(), map[string]any{"message": "after", "writeConcern": "majority"}); a.Status != 200 {
-		t.Fatalf("write on the new master: %+v", a)
-	}
 
 	// Readers on the old master's HTTP port, from before it starts until it
 	// has converged.
@@ -206,5 +181,5 @@ func TestLocalReadsDuringTruncation(t *testing.T) {
 	if reads == 0 {
 		t.Fatal("no read answered: the readers never overlapped the rejoin")
 	}
-	t.Logf("%d orphaned w=1 writes truncated on rejoin; %d local reads meanwhile, all 200 and gap-free (%d answered 503)", orphans, reads, refused)
+	t.Logf("%d orphaned w=1 writes truncated on rejoin; %d local reads meanwhile, all 200 and gap-free (%d answered 503)", len(orphaned), reads, refused)
 }
