@@ -375,28 +375,32 @@ func TestForwardToFrozenMasterGivesUp(t *testing.T) {
 		r, _, err = tryPost(hc, sURL, body)
 		return err == nil && r.Status == 200
 	})
-	waitFor(t, 5*time.Second, "every node to hold the retried insert", func() bool {
+	// Majority reads: the old master may still hold its own copy of the
+	// forwarded insert (appended when it woke up, in its old term) until
+	// it learns the new master's log; only committed entries count.
+	var why string
+	waitFor(t, 10*time.Second, "every node's majority read to hold the retried insert exactly once", func() bool {
 		for _, p := range c.procs {
-			got, err := tryGetAll(hc, p.URL(), "")
-			if err != nil || len(got) < int(r.ID) || got[r.ID-1].Message != "via-sentinel" {
+			got, err := tryGetAll(hc, p.URL(), "?readConcern=majority")
+			if err != nil {
+				why = err.Error()
+				return false
+			}
+			n, at := 0, 0
+			for i, e := range got {
+				if e.ID != uint64(i+1) {
+					t.Fatalf("%s: position %d holds id %d", p.Name, i+1, e.ID)
+				}
+				if e.Message == "via-sentinel" {
+					n, at = n+1, i+1
+				}
+			}
+			if n != 1 || at != int(r.ID) {
+				why = fmt.Sprintf("%s holds the keyed insert %d times (at %d, acknowledged at %d): %v", p.Name, n, at, r.ID, messagesOf(got))
 				return false
 			}
 		}
 		return true
 	})
-	for _, p := range c.procs {
-		got, _ := tryGetAll(hc, p.URL(), "")
-		n := 0
-		for i, e := range got {
-			if e.ID != uint64(i+1) {
-				t.Fatalf("%s: position %d holds id %d", p.Name, i+1, e.ID)
-			}
-			if e.Message == "via-sentinel" {
-				n++
-			}
-		}
-		if n != 1 {
-			t.Fatalf("%s holds the keyed insert %d times, want once: %v", p.Name, n, messagesOf(got))
-		}
-	}
+	t.Logf("the retry with the same key was acknowledged at id %d and every node holds it once (the last look before that: %s)", r.ID, why)
 }
