@@ -1,17 +1,14 @@
 package node
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"time"
 
 	"github.com/replog/replog/master"
 	"github.com/replog/replog/pkg/api"
+	"github.com/replog/replog/pkg/client"
 	"github.com/replog/replog/pkg/config"
 	"github.com/replog/replog/pkg/protocol"
 	"github.com/replog/replog/pkg/replica"
@@ -182,8 +179,8 @@ func (n *Node) handleConfChange(c *confChange) {
 // joinLoop asks the members listed in PEERS to add this fresh node, until
 // one answers yes or the node stops.
 func (n *Node) joinLoop() {
-	body, _ := json.Marshal(api.Peer{ID: n.id, HTTP: n.advertiseHTTP(), GRPC: n.advertiseGRPC()})
-	hc := &http.Client{Timeout: 15 * time.Second}
+	me := api.Peer{ID: n.id, HTTP: n.advertiseHTTP(), GRPC: n.advertiseGRPC()}
+	c := client.New() // one pool of connections; On picks the peer
 	backoff := 200 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		for _, p := range n.cfg.Peers {
@@ -191,17 +188,12 @@ func (n *Node) joinLoop() {
 			if err != nil {
 				continue
 			}
-			req, _ := http.NewRequest(http.MethodPost, url+"/cluster/join", bytes.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := hc.Do(req)
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			_, err = c.On(url).Join(ctx, me)
+			cancel()
 			if err == nil {
-				msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					n.log.Info().Str("via", p).Msg("joined the cluster as a learner; becomes a voter once caught up")
-					return
-				}
-				err = fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(msg))
+				n.log.Info().Str("via", p).Msg("joined the cluster as a learner; becomes a voter once caught up")
+				return
 			}
 			if attempt%10 == 0 {
 				n.log.Warn().Err(err).Str("peer", p).Msg("cannot join the cluster yet; retrying")

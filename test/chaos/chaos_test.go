@@ -4,7 +4,8 @@ package chaos
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,21 +116,11 @@ func summary(rs []runResult, took time.Duration) string {
 	fmt.Fprintf(&b, "| %-44s | %s |\n|%s|---|\n", "chaos summary", "value", strings.Repeat("-", 46))
 	row("wall time", took.Round(time.Second))
 	row("runs (failed)", fmt.Sprintf("%d (%d)", len(rs), failed))
-	var kinds []string
-	for k := range runs {
-		kinds = append(kinds, k)
-	}
-	sort.Strings(kinds)
-	for _, k := range kinds {
+	for _, k := range slices.Sorted(maps.Keys(runs)) {
 		row("runs: "+k, runs[k])
 	}
 	row("operations", ops)
-	var names []string
-	for k := range faults {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
+	for _, k := range slices.Sorted(maps.Keys(faults)) {
 		row("faults: "+k, faults[k])
 	}
 	row("majority writes acknowledged", majAcked)
